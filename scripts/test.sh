@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Run every check and test from a fresh machine: venv, Python packages, Prometheus (Debian
+# package), the Collector (built once, cached under ~/.cache/otelbridge/), lint, types, tests.
+# Extra arguments go to pytest. OTELBRIDGE_REQUIRE_E2E=1 turns a missing Prometheus or Collector
+# into an error instead of a reported skip.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root="$(pwd)"
+cache="${OTELBRIDGE_CACHE:-$HOME/.cache/otelbridge}"
+mkdir -p "$cache"
+
+py="${PYTHON:-python3}"
+key="$( { cat pyproject.toml; "$py" --version; } | sha256sum | cut -c1-16)"
+venv="$cache/venv-$key"
+if [[ ! -x "$venv/bin/otelbridge" ]]; then
+  echo "test: creating $venv" >&2
+  rm -rf "$venv"
+  "$py" -m venv "$venv"
+  "$venv/bin/pip" install -q --upgrade pip >&2
+  "$venv/bin/pip" install -q -e ".[dev]" >&2
+else
+  # The venv is shared between checkouts: point the editable install at this one.
+  "$venv/bin/pip" install -q --no-deps -e . >&2
+fi
+
+if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then
+  if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null; then
+    echo "test: installing Debian's prometheus package" >&2
+    (apt-get install -y -qq prometheus >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq prometheus >/dev/null; }) >&2
+    # The package starts a system service we do not want competing for port 9090.
+    (systemctl stop prometheus 2>/dev/null || pkill -x prometheus || true) >&2
+  else
+    echo "test: prometheus not installed and cannot install it here; e2e tests will be skipped" >&2
+  fi
+fi
+
+if command -v go >/dev/null; then
+  OTELBRIDGE_COLLECTOR="$(./scripts/build-collector.sh | tail -n1)"
+  export OTELBRIDGE_COLLECTOR
+else
+  echo "test: Go not found; Collector tests will be skipped" >&2
+fi
+
+echo "test: ruff" >&2
+"$venv/bin/ruff" check otelbridge tests bench
+"$venv/bin/ruff" format --check otelbridge tests bench
+echo "test: mypy --strict" >&2
+"$venv/bin/mypy"
+echo "test: pytest" >&2
+"$venv/bin/pytest" -q -ra "$@"
