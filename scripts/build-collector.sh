@@ -20,7 +20,10 @@ fi
 
 command -v go >/dev/null || { echo "collector: Go is required to build the Collector (https://go.dev/dl/)" >&2; exit 1; }
 gobin="$(go env GOPATH)/bin"
-if [[ ! -x "$gobin/builder" ]] || ! "$gobin/builder" version 2>/dev/null | grep -q "${BUILDER_VERSION#v}"; then
+# Capture the version first: under pipefail, `builder version | grep -q` fails whenever grep
+# exits before the builder has finished writing (SIGPIPE), which forced a reinstall every run.
+installed="$("$gobin/builder" version 2>/dev/null || true)"
+if [[ "$installed" != *"${BUILDER_VERSION#v}"* ]]; then
   echo "collector: installing builder $BUILDER_VERSION" >&2
   go install "go.opentelemetry.io/collector/cmd/builder@$BUILDER_VERSION" >&2
 fi
