@@ -1,0 +1,5 @@
+import sys
+
+from otelbridge.cli import main
+
+sys.exit(main())

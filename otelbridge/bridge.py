@@ -1,0 +1,218 @@
+"""The bridge: accounts, pollers, ledgers, the snapshot, and both export paths, put together.
+
+Cloudflare ──poll──► ledgers ──build──► Snapshot ──swap──► instrument callbacks
+                                                            ├─► Prometheus page (rendered per poll)
+                                                            └─► OTLP periodic exporter
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import Counter
+from datetime import timedelta
+
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
+
+from otelbridge import snapshot, telemetry, windows
+from otelbridge.catalogue import Catalogue
+from otelbridge.catalogue import load as load_catalogue
+from otelbridge.clock import Clock, SystemClock
+from otelbridge.cloudflare.client import CloudflareClient, DatasetLimits
+from otelbridge.cloudflare.errors import CloudflareError
+from otelbridge.config import Config
+from otelbridge.exposition import MetricsPage
+from otelbridge.ledger import AccountLedger
+from otelbridge.otlp import otlp_exporter
+from otelbridge.poller import AccountPoller, AccountState, RetryPolicy, Sleep
+from otelbridge.ratelimit import RateBudget
+from otelbridge.state import StateStore
+from otelbridge.windows import floor_minute
+
+log = logging.getLogger(__name__)
+
+
+class Bridge:
+    def __init__(
+        self,
+        config: Config,
+        clock: Clock | None = None,
+        *,
+        catalogue: Catalogue | None = None,
+        retry: RetryPolicy | None = None,
+        sleep: Sleep = asyncio.sleep,
+        otlp_interval: timedelta | None = None,
+        instance_id: str | None = None,
+    ) -> None:
+        self.config = config
+        self.clock = clock or SystemClock()
+        self.catalogue = catalogue or load_catalogue()
+        self.quantiles = config.quantile_set
+        self.fields = tuple(c.field for c in self.catalogue.counters)
+        self.outcomes: Counter[str] = Counter()
+        self.budget = RateBudget(config.rate_limit, self.clock)
+        self.accounts: dict[str, AccountState] = {}
+        self.store = StateStore(config.state_dir, config.api_url) if config.state_dir else None
+        self._snapshot = snapshot.EMPTY
+        self._sleep = sleep
+        self._retry = retry or RetryPolicy()
+        self._client: CloudflareClient | None = None
+        self._poller: AccountPoller | None = None
+        self._saved: dict[str, AccountLedger] = {}
+        self.discovery_error = ""
+
+        limits = telemetry.cardinality_limits(config.max_series)
+        self.page = MetricsPage(limits)
+        readers: list[MetricReader] = [self.page.reader]
+        self.otlp_reader: PeriodicExportingMetricReader | None = None
+        exporter = otlp_exporter(config)
+        if exporter is not None:
+            interval = otlp_interval.total_seconds() * 1000 if otlp_interval else None
+            self.otlp_reader = PeriodicExportingMetricReader(
+                exporter, export_interval_millis=interval, cardinality_limits=limits
+            )
+            readers.append(self.otlp_reader)
+        self.provider: MeterProvider = telemetry.meter_provider(
+            readers, self.catalogue, self.current, telemetry.resource(instance_id)
+        )
+
+    def current(self) -> snapshot.Snapshot:
+        return self._snapshot
+
+    def _timing(self, limits: DatasetLimits) -> windows.Timing:
+        c = self.config
+        return windows.Timing(
+            delay=c.delay,
+            settle=c.settle,
+            quantile_window=c.quantile_window,
+            not_older_than=timedelta(seconds=limits.not_older_than),
+            max_duration=timedelta(seconds=limits.max_duration),
+        )
+
+    async def start(self) -> None:
+        """Connect, find the accounts and restore saved state. Raises CloudflareError on failure."""
+        self._client = CloudflareClient(
+            self.config.api_url,
+            self.config.credentials,
+            self.catalogue,
+            self.quantiles,
+            timeout=self.config.request_timeout.total_seconds(),
+            account_based_rate_limit=self.config.account_based_rate_limit,
+        )
+        await self._client.__aenter__()
+        self._poller = AccountPoller(
+            self._client,
+            self.budget,
+            self._timing,
+            self.config.poll_interval,
+            self.outcomes,
+            self._retry,
+            self._sleep,
+        )
+        self._saved = self.store.load(self.fields) if self.store else {}
+        if self.config.accounts:
+            self._add_accounts(self.config.accounts)
+        else:
+            await self._discover()
+        self.publish()
+
+    def _add_accounts(self, tags: tuple[str, ...]) -> None:
+        start = floor_minute(self.clock.now() - self.config.lookback)
+        for tag in tags:
+            ledger = self._saved.get(tag) or AccountLedger.starting_at(self.fields, start)
+            if tag in self._saved:
+                log.info(
+                    "account %s: resuming from saved state, counted up to %s", tag, ledger.counted.isoformat()
+                )
+            self.accounts[tag] = AccountState(tag, ledger)
+
+    async def _discover(self) -> None:
+        """List the credential's accounts over REST; on failure, try again next cycle."""
+        assert self._client is not None
+        try:
+            found = await self._client.accounts()
+        except CloudflareError as exc:
+            self.outcomes[exc.outcome] += 1
+            self.discovery_error = f"{type(exc).__name__}: {exc}"
+            log.error(
+                "could not list the credential's accounts (%s); retrying next cycle", self.discovery_error
+            )
+            return
+        self.outcomes["ok"] += 1
+        self.discovery_error = "" if found else "the credential can see no accounts"
+        log.info("discovered %d account(s): %s", len(found), ", ".join(a.id for a in found) or "none")
+        self._add_accounts(tuple(a.id for a in found))
+
+    async def poll_once(self) -> bool:
+        """Poll every due account once, then publish. Returns True when an account is catching up."""
+        assert self._poller is not None, "start() first"
+        behind = False
+        if not self.accounts and not self.config.accounts:
+            await self._discover()
+        for state in self.accounts.values():
+            now = self.clock.now()
+            if self._poller.due(state, now):
+                behind |= await self._poller.poll(state, now)
+        self.publish()
+        if self.store is not None:
+            await asyncio.to_thread(self.store.save, {a: s.ledger for a, s in self.accounts.items()})
+        await asyncio.to_thread(self.page.render)
+        return behind
+
+    def publish(self) -> None:
+        self._snapshot = snapshot.build(
+            self.catalogue,
+            self.quantiles,
+            {a: s.ledger for a, s in self.accounts.items()},
+            {a: snapshot.AccountHealth(s.up, s.poll_seconds, s.quantiles) for a, s in self.accounts.items()},
+            snapshot.Health(dict(self.outcomes), self.budget.used),
+            self.clock.now(),
+            self.config.max_series,
+        )
+
+    def status(self) -> dict[str, object]:
+        """What /status and `otelbridge check` show: no secrets, only where counting stands."""
+        return {
+            "api_url": self.config.api_url,
+            "discovery_error": self.discovery_error or None,
+            "accounts": {
+                tag: {
+                    "up": s.up,
+                    "settled": s.ledger.settled.isoformat(),
+                    "counted": s.ledger.counted.isoformat(),
+                    "series": len(s.ledger.totals),
+                    "failures": s.failures,
+                    "last_error": s.last_error or None,
+                    "gap_minutes": s.ledger.gap_minutes,
+                }
+                for tag, s in self.accounts.items()
+            },
+            "api_requests": dict(self.outcomes),
+            "rate_limit_used": self.budget.used,
+            "series": self._snapshot.series,
+            "series_dropped": self._snapshot.dropped,
+            "page_render_seconds": round(self.page.page.render_seconds, 4),
+        }
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Poll on the interval until `stop` is set; catch up without waiting while behind."""
+        interval = self.config.poll_interval.total_seconds()
+        loop = asyncio.get_running_loop()
+        while not stop.is_set():
+            started = loop.time()
+            try:
+                behind = await self.poll_once()
+            except Exception:  # a bug must not stop the bridge; the next cycle starts from the ledger
+                log.exception("poll cycle failed unexpectedly")
+                behind = False
+            pause = 0.0 if behind else max(0.0, interval - (loop.time() - started))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=pause or 0.001)
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.__aexit__(None, None, None)
+            self._client = None
+        await asyncio.to_thread(self.provider.shutdown)

@@ -1,0 +1,267 @@
+"""One attempt at each Cloudflare call, with every failure mapped to an errors.CloudflareError.
+
+Retrying, pacing and backoff are the caller's policy (otelbridge.retry); gql's own retrying
+session is not used because it retries authentication errors and ignores Retry-After.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+import aiohttp
+from gql import Client, GraphQLRequest
+from gql.transport.aiohttp import AIOHTTPTransport
+from gql.transport.exceptions import (
+    TransportConnectionFailed,
+    TransportError,
+    TransportProtocolError,
+    TransportQueryError,
+    TransportServerError,
+)
+from graphql import GraphQLError, GraphQLNamedType, GraphQLSchema, build_schema, get_named_type
+
+from otelbridge.catalogue import Catalogue
+from otelbridge.cloudflare import errors, queries
+from otelbridge.cloudflare.answers import QuantileRow, SumRows, quantile_rows, sum_rows
+from otelbridge.cloudflare.credentials import Credentials
+
+log = logging.getLogger(__name__)
+
+AUTH_CODES = {10000, 9109, 6003, 6111, 9106, 9103}
+REJECTED_MESSAGES = (
+    "cannot request data older than",
+    "limit must be positive",
+    "query time range is too large",
+    "too many nodes",
+    "does not have access to the path",
+)
+
+
+@dataclass(frozen=True)
+class DatasetLimits:
+    """The dataset's limits for this account, from `settings` (defaults: Cloudflare's documented sample)."""
+
+    enabled: bool = True
+    max_duration: int = 259_200
+    max_page_size: int = 10_000
+    not_older_than: int = 2_678_400
+
+
+@dataclass(frozen=True)
+class Account:
+    id: str
+    name: str
+
+
+@dataclass
+class WorkersAnswer:
+    sums: dict[str, SumRows]  # alias -> rows
+    quantiles: dict[str, dict[str, QuantileRow]]  # alias -> script -> row
+    requests: int  # GraphQL requests it took (more than one only when a page came back full)
+
+
+def load_schema() -> GraphQLSchema:
+    sdl = resources.files("otelbridge.cloudflare").joinpath("schema.graphql").read_text(encoding="utf-8")
+    return build_schema(sdl)
+
+
+def _integer_sum_fields(schema: GraphQLSchema, catalogue: Catalogue) -> frozenset[str]:
+    sum_type = schema.get_type("AccountWorkersInvocationsAdaptiveSum")
+    fields = getattr(sum_type, "fields", {})
+    out = set()
+    for name, field in fields.items():
+        named: GraphQLNamedType = get_named_type(field.type)
+        if named.name.startswith(("uint", "int")):
+            out.add(name)
+    return frozenset(out & {c.field for c in catalogue.counters})
+
+
+def classify(exc: BaseException) -> errors.CloudflareError:
+    """Map whatever gql, aiohttp or asyncio raised to one of our errors, keeping a safe message."""
+    if isinstance(exc, errors.CloudflareError):
+        return exc
+    if isinstance(exc, TransportQueryError):
+        return _classify_error_list(exc.errors or [])
+    if isinstance(exc, TransportServerError):
+        code = exc.code or 0
+        if code in (401, 403):
+            return errors.AuthenticationFailed(f"HTTP {code}")
+        if code == 429:
+            return errors.RateLimited("HTTP 429")
+        if code >= 500:
+            return errors.TransientError(f"HTTP {code}")
+        return errors.QueryRejected(f"HTTP {code}")
+    if isinstance(exc, TransportProtocolError):
+        return errors.MalformedResponse("the answer was not a GraphQL result")
+    if isinstance(exc, asyncio.TimeoutError | TimeoutError):
+        return errors.Timeout("no answer in time")
+    if isinstance(exc, TransportConnectionFailed | aiohttp.ClientError | OSError):
+        cause = exc.__cause__ or exc
+        if isinstance(cause, aiohttp.ClientConnectorCertificateError | aiohttp.ClientSSLError):
+            return errors.ConnectionFailed(f"TLS failure: {type(cause).__name__}")
+        return errors.ConnectionFailed(f"connection failed: {type(cause).__name__}")
+    if isinstance(exc, GraphQLError):
+        return errors.QueryRejected(f"query failed local validation: {exc.message}")
+    if isinstance(exc, TransportError):
+        return errors.TransientError(type(exc).__name__)
+    return errors.MalformedResponse(f"unexpected {type(exc).__name__}")
+
+
+def _classify_error_list(items: list[Any]) -> errors.CloudflareError:
+    first = items[0] if items and isinstance(items[0], Mapping) else {}
+    message = str(first.get("message", "unknown error"))[:300]
+    code = first.get("code")
+    extensions = first.get("extensions")
+    ext_code = extensions.get("code") if isinstance(extensions, Mapping) else None
+    if isinstance(code, int) and code in AUTH_CODES:
+        return errors.AuthenticationFailed(f"{message} (code {code})")
+    if ext_code == "budget" or "rate limiter budget" in message:
+        return errors.RateLimited(message)
+    if ext_code == "authz" or "not authorized" in message:
+        return errors.NotAuthorized(message)
+    if any(m in message for m in REJECTED_MESSAGES):
+        return errors.QueryRejected(message)
+    return errors.TransientError(message)
+
+
+class CloudflareClient:
+    def __init__(
+        self,
+        api_url: str,
+        credentials: Credentials,
+        catalogue: Catalogue,
+        quantiles: tuple[str, ...],
+        *,
+        timeout: float = 30.0,
+        account_based_rate_limit: bool = False,
+    ) -> None:
+        self._api_url = api_url.rstrip("/")
+        self._catalogue = catalogue
+        self._quantiles = quantiles
+        self._timeout = timeout
+        self._headers = credentials.headers()
+        if account_based_rate_limit:
+            self._headers["X-Rate-Limit-Type"] = "account-based"
+        self._schema = load_schema()
+        self._integer_fields = _integer_sum_fields(self._schema, catalogue)
+        self._gql: Client | None = None
+        self._session: Any = None
+
+    async def __aenter__(self) -> CloudflareClient:
+        transport = AIOHTTPTransport(
+            url=f"{self._api_url}/graphql", headers=self._headers, timeout=int(self._timeout) + 1
+        )
+        self._gql = Client(schema=self._schema, transport=transport, execute_timeout=self._timeout)
+        self._session = await self._gql.connect_async(reconnecting=False)  # type: ignore[no-untyped-call]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._gql is not None:
+            await self._gql.close_async()  # type: ignore[no-untyped-call]
+            self._gql = None
+
+    async def _execute(self, document: Any, variables: dict[str, object]) -> dict[str, Any]:
+        if self._session is None:
+            raise RuntimeError("CloudflareClient used outside `async with`")
+        try:
+            result = await self._session.execute(GraphQLRequest(document, variable_values=variables))
+        except Exception as exc:  # every failure becomes one of ours, with a message free of secrets
+            raise classify(exc) from None
+        if not isinstance(result, dict):
+            raise errors.MalformedResponse("data is not an object")
+        return result
+
+    async def _account_node(self, account: str, document: Any, variables: dict[str, object]) -> Any:
+        data = await self._execute(document, variables)
+        viewer = data.get("viewer")
+        nodes = viewer.get("accounts") if isinstance(viewer, Mapping) else None
+        if not isinstance(nodes, list):
+            raise errors.MalformedResponse("viewer.accounts missing")
+        if not nodes:
+            raise errors.NotAuthorized(f"account {account} not visible to this credential")
+        if len(nodes) != 1 or not isinstance(nodes[0], Mapping):
+            raise errors.MalformedResponse("expected exactly one account node")
+        return nodes[0]
+
+    async def settings(self, account: str) -> DatasetLimits:
+        node = await self._account_node(account, queries.SETTINGS_QUERY, {"account": account})
+        try:
+            s = node["settings"][self._catalogue.dataset]
+            return DatasetLimits(
+                enabled=bool(s["enabled"]),
+                max_duration=int(s["maxDuration"]),
+                max_page_size=int(s["maxPageSize"]),
+                not_older_than=int(s["notOlderThan"]),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise errors.MalformedResponse(f"settings: {type(exc).__name__}") from None
+
+    async def workers(
+        self, account: str, requests: tuple[queries.AliasRequest, ...], limit: int
+    ) -> WorkersAnswer:
+        """Fetch every alias, following full pages (by script name) until each is complete."""
+        answer = WorkersAnswer(sums={}, quantiles={}, requests=0)
+        pending = requests
+        while pending:
+            document, variables = queries.workers_request(
+                account, pending, limit, self._catalogue, self._quantiles
+            )
+            node = await self._account_node(account, document, variables)
+            answer.requests += 1
+            pending = tuple(p for p in (self._take(node, r, limit, answer) for r in pending) if p)
+        return answer
+
+    def _take(
+        self, node: Mapping[str, Any], request: queries.AliasRequest, limit: int, answer: WorkersAnswer
+    ) -> queries.AliasRequest | None:
+        """Store one alias's rows; return the request for its next page when this one was full."""
+        raw = node.get(request.alias)
+        if request.shape is queries.Shape.SUMS:
+            sums = sum_rows(raw, request.alias, self._catalogue, self._integer_fields)
+            rows: dict[Any, Any] = sums
+            last = max((script for script, _ in sums), default=None)
+        else:
+            quantiles = quantile_rows(raw, request.alias, self._catalogue, self._quantiles)
+            rows = quantiles
+            last = max(quantiles, default=None)
+        full = isinstance(raw, list) and len(raw) >= limit
+        if full:
+            # The last script may continue on the next page: ask for it again from there.
+            if last is None or last == request.after:
+                raise errors.QueryRejected(f"{request.alias}: one script has more groups than a page holds")
+            rows = {k: v for k, v in rows.items() if (k[0] if isinstance(k, tuple) else k) != last}
+        store = answer.sums if request.shape is queries.Shape.SUMS else answer.quantiles
+        store.setdefault(request.alias, {}).update(rows)
+        if not full:
+            return None
+        return queries.AliasRequest(request.alias, request.shape, request.start, request.end, after=last)
+
+    async def accounts(self) -> list[Account]:
+        """Every account the credential can see, over REST (GraphQL cannot list accounts)."""
+        found: list[Account] = []
+        page = 1
+        timeout = aiohttp.ClientTimeout(total=self._timeout)
+        async with aiohttp.ClientSession(headers=self._headers, timeout=timeout) as session:
+            while True:
+                try:
+                    async with session.get(
+                        f"{self._api_url}/accounts", params={"page": page, "per_page": 50}
+                    ) as resp:
+                        body = await resp.json(content_type=None)
+                except Exception as exc:
+                    raise classify(exc) from None
+                if not isinstance(body, Mapping):
+                    raise errors.MalformedResponse("accounts: not a JSON object")
+                if not body.get("success"):
+                    raise _classify_error_list(list(body.get("errors") or []))
+                for item in body.get("result") or []:
+                    found.append(Account(id=str(item["id"]), name=str(item.get("name", ""))))
+                info = body.get("result_info") or {}
+                if page >= int(info.get("total_pages", 1)):
+                    return found
+                page += 1

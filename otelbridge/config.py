@@ -1,0 +1,246 @@
+"""Configuration from a YAML file and the environment (the environment wins).
+
+Every problem is reported as one ConfigError naming the key, so the CLI can print one line and
+exit 2. Secrets are wrapped in Secret as soon as they are read.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from otelbridge.catalogue import load as load_catalogue
+from otelbridge.cloudflare.credentials import Credentials, Secret
+
+DEFAULT_API_URL = "https://api.cloudflare.com/client/v4"
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def default_state_dir() -> Path:
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "otelbridge"
+
+
+@dataclass(frozen=True)
+class Config:
+    credentials: Credentials = field(default_factory=Credentials)
+    accounts: tuple[str, ...] = ()  # empty: discover every account the credential can see
+    api_url: str = DEFAULT_API_URL
+    poll_interval: timedelta = timedelta(seconds=60)
+    delay: timedelta = timedelta(minutes=3)
+    settle: timedelta = timedelta(minutes=10)
+    lookback: timedelta = timedelta(minutes=15)
+    quantile_window: timedelta = timedelta(minutes=5)
+    quantiles: tuple[str, ...] = ()  # empty: the catalogue's default set
+    max_series: int = 50_000
+    request_timeout: timedelta = timedelta(seconds=30)
+    rate_limit: int = 300  # GraphQL queries per 5 minutes per credential
+    account_based_rate_limit: bool = False
+    prometheus_host: str = "localhost"
+    prometheus_port: int = 9464
+    web_config_file: Path | None = None
+    state_dir: Path | None = field(default_factory=default_state_dir)  # None: do not persist
+    otlp_endpoint: str | None = None
+    log_level: str = "INFO"
+
+    @property
+    def quantile_set(self) -> tuple[str, ...]:
+        return self.quantiles or load_catalogue().default_quantiles
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
+
+
+def parse_duration(key: str, value: Any) -> timedelta:
+    if isinstance(value, bool):
+        raise ConfigError(f"{key}: expected a duration like 60, 90s, 5m or 1h, got {value!r}")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    else:
+        match = _DURATION.match(str(value))
+        if not match:
+            raise ConfigError(f"{key}: expected a duration like 60, 90s, 5m or 1h, got {value!r}")
+        seconds = float(match.group(1)) * _UNITS[match.group(2)]
+    if seconds != seconds or seconds < 0 or seconds > 10 * 365 * 86400:
+        raise ConfigError(f"{key}: duration out of range: {value!r}")
+    return timedelta(seconds=seconds)
+
+
+def _int(key: str, value: Any, low: int, high: int) -> int:
+    try:
+        number = int(str(value).strip()) if not isinstance(value, bool) else None
+    except ValueError:
+        number = None
+    if number is None or not low <= number <= high:
+        raise ConfigError(f"{key}: expected a whole number from {low} to {high}, got {value!r}")
+    return number
+
+
+def _bool(key: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ConfigError(f"{key}: expected true or false, got {value!r}")
+
+
+def _text(key: str, value: Any) -> str:
+    if not isinstance(value, str | int) or isinstance(value, bool):
+        raise ConfigError(f"{key}: expected text, got {type(value).__name__}")
+    return str(value).strip()
+
+
+def _list(key: str, value: Any) -> tuple[str, ...]:
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple):
+        raise ConfigError(f"{key}: expected a list or comma-separated text, got {type(value).__name__}")
+    return tuple(_text(key, item) for item in items if str(item).strip())
+
+
+_ACCOUNT_TAG = re.compile(r"^[0-9a-f]{32}$")
+
+
+def _accounts(key: str, value: Any) -> tuple[str, ...]:
+    tags = _list(key, value)
+    for tag in tags:
+        if not _ACCOUNT_TAG.match(tag):
+            raise ConfigError(f"{key}: {tag!r} is not an account tag (32 lowercase hex characters)")
+    return tags
+
+
+def _quantiles(key: str, value: Any) -> tuple[str, ...]:
+    offered = load_catalogue().available_quantiles
+    chosen = _list(key, [str(v) for v in value] if isinstance(value, list) else value)
+    for q in chosen:
+        if q not in offered:
+            raise ConfigError(f"{key}: {q!r} is not offered by Cloudflare; choose from {', '.join(offered)}")
+    return chosen
+
+
+def _url(key: str, value: Any) -> str:
+    text = _text(key, value).rstrip("/")
+    if not re.match(r"^https?://[^/\s]+", text):
+        raise ConfigError(f"{key}: expected an http(s) URL, got {value!r}")
+    return text
+
+
+def _path(key: str, value: Any) -> Path:
+    return Path(_text(key, value)).expanduser()
+
+
+def _state_dir(key: str, value: Any) -> Path | None:
+    text = _text(key, value)
+    return None if text.lower() in ("", "none", "off") else Path(text).expanduser()
+
+
+def _log_level(key: str, value: Any) -> str:
+    text = _text(key, value).upper()
+    if text not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ConfigError(f"{key}: expected DEBUG, INFO, WARNING or ERROR, got {value!r}")
+    return text
+
+
+Parser = Callable[[str, Any], Any]
+
+# key -> (parser, environment variable). The YAML file uses the key; the environment wins.
+KEYS: dict[str, tuple[Parser, str]] = {
+    "api_token": (lambda k, v: Secret(_text(k, v)), "CLOUDFLARE_API_TOKEN"),
+    "api_email": (_text, "CLOUDFLARE_API_EMAIL"),
+    "api_key": (lambda k, v: Secret(_text(k, v)), "CLOUDFLARE_API_KEY"),
+    "accounts": (_accounts, "OTELBRIDGE_ACCOUNTS"),
+    "api_url": (_url, "OTELBRIDGE_API_URL"),
+    "poll_interval": (parse_duration, "OTELBRIDGE_POLL_INTERVAL"),
+    "delay": (parse_duration, "OTELBRIDGE_DELAY"),
+    "settle": (parse_duration, "OTELBRIDGE_SETTLE"),
+    "lookback": (parse_duration, "OTELBRIDGE_LOOKBACK"),
+    "quantile_window": (parse_duration, "OTELBRIDGE_QUANTILE_WINDOW"),
+    "quantiles": (_quantiles, "OTELBRIDGE_QUANTILES"),
+    "max_series": (lambda k, v: _int(k, v, 1, 10_000_000), "OTELBRIDGE_MAX_SERIES"),
+    "request_timeout": (parse_duration, "OTELBRIDGE_REQUEST_TIMEOUT"),
+    "rate_limit": (lambda k, v: _int(k, v, 1, 100_000), "OTELBRIDGE_RATE_LIMIT"),
+    "account_based_rate_limit": (_bool, "OTELBRIDGE_ACCOUNT_BASED_RATE_LIMIT"),
+    "prometheus_host": (_text, "OTEL_EXPORTER_PROMETHEUS_HOST"),
+    "prometheus_port": (lambda k, v: _int(k, v, 0, 65535), "OTEL_EXPORTER_PROMETHEUS_PORT"),
+    "web_config_file": (_path, "OTELBRIDGE_WEB_CONFIG_FILE"),
+    "state_dir": (_state_dir, "OTELBRIDGE_STATE_DIR"),
+    "otlp_endpoint": (_url, "OTEL_EXPORTER_OTLP_ENDPOINT"),
+    "log_level": (_log_level, "OTELBRIDGE_LOG_LEVEL"),
+}
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"config file {path}: {exc.strerror or exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        at = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
+        raise ConfigError(f"config file {path}: not valid YAML{at}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path}: expected a mapping of keys, got {type(data).__name__}")
+    return data
+
+
+def load(path: Path | None = None, environ: Mapping[str, str] | None = None) -> Config:
+    env = os.environ if environ is None else environ
+    raw: dict[str, Any] = read_yaml(path) if path is not None else {}
+    for key in raw:
+        if key not in KEYS:
+            known = ", ".join(sorted(KEYS))
+            raise ConfigError(f"{key}: unknown configuration key (known keys: {known})")
+    values: dict[str, Any] = {}
+    for key, (parse, variable) in KEYS.items():
+        if variable in env and (env[variable].strip() or key == "state_dir"):
+            values[key] = parse(variable, env[variable])
+        elif key in raw and raw[key] is not None:
+            values[key] = parse(key, raw[key])
+    return _assemble(values)
+
+
+def _assemble(values: dict[str, Any]) -> Config:
+    token, email, key = (
+        values.pop("api_token", None),
+        values.pop("api_email", None),
+        values.pop("api_key", None),
+    )
+    if token is not None and not token.reveal():
+        raise ConfigError("api_token: is empty")
+    if token is None and (email is None) != (key is None):
+        raise ConfigError("api_key: the legacy credential needs both api_email and api_key")
+    credentials = Credentials(token=token, email=email, key=key)
+    names = {f.name for f in fields(Config)}
+    config = Config(credentials=credentials, **{k: v for k, v in values.items() if k in names})
+    if config.settle < config.delay:
+        raise ConfigError(f"settle: must be at least delay ({config.delay}), got {config.settle}")
+    if config.poll_interval < timedelta(seconds=1):
+        raise ConfigError("poll_interval: must be at least 1s")
+    if config.quantile_window < timedelta(minutes=1) or config.quantile_window % timedelta(minutes=1):
+        raise ConfigError("quantile_window: must be a whole number of minutes, at least 1m")
+    return config
+
+
+def require_credentials(config: Config) -> None:
+    if config.credentials.token is None and config.credentials.key is None:
+        raise ConfigError(
+            "api_token: no Cloudflare credentials; set CLOUDFLARE_API_TOKEN "
+            "(or CLOUDFLARE_API_EMAIL and CLOUDFLARE_API_KEY), or try `otelbridge demo`"
+        )

@@ -1,0 +1,80 @@
+"""docs/metrics.md, generated from the catalogue (`otelbridge docs`)."""
+
+from __future__ import annotations
+
+from otelbridge.catalogue import ACCOUNT, QUANTILE, SCRIPT, STATUS, Catalogue
+
+
+def prometheus_name(name: str, unit: str, counter: bool) -> str:
+    """The name the OTel Prometheus exporter renders (0.66): dots to _, unit suffix, _total."""
+    from opentelemetry.exporter.prometheus._mapping import map_unit, sanitize_full_name
+
+    base = sanitize_full_name(name)
+    suffix = map_unit(unit)
+    if suffix and not base.endswith(f"_{suffix}"):
+        base = f"{base}_{suffix}"
+    return f"{base}_total" if counter else base
+
+
+def _labels(*attributes: str) -> str:
+    return ", ".join(f"`{a.replace('.', '_')}`" for a in attributes)
+
+
+def metrics_markdown(catalogue: Catalogue) -> str:
+    lines = [
+        "# Metrics",
+        "",
+        "Generated from `otelbridge/catalogue.yaml` by `otelbridge docs`; do not edit by hand.",
+        "",
+        f"Source dataset: `{catalogue.dataset}` (Cloudflare GraphQL Analytics API).",
+        "",
+        "## Counters (cumulative from process start, or from saved state)",
+        "",
+        "| OpenTelemetry name | Prometheus name | Unit | Cloudflare field | Labels | Description |",
+        "|---|---|---|---|---|---|",
+    ]
+    for c in catalogue.counters:
+        field = f"sum.{c.field}" + (f" ({c.api_unit})" if c.api_unit else "")
+        lines.append(
+            f"| `{c.name}` | `{prometheus_name(c.name, c.unit, True)}` | `{c.unit}` | `{field}` | "
+            f"{_labels(ACCOUNT, SCRIPT, STATUS)} | {c.description} |"
+        )
+    lines += [
+        "",
+        "## Quantile gauges (over the most recent settled quantile window, per script)",
+        "",
+        "| OpenTelemetry name | Prometheus name | Unit | Cloudflare fields | Labels | Description |",
+        "|---|---|---|---|---|---|",
+    ]
+    for g in catalogue.quantile_gauges:
+        field = f"quantiles.{g.field}P25 … P999" + (f" ({g.api_unit})" if g.api_unit else "")
+        lines.append(
+            f"| `{g.name}` | `{prometheus_name(g.name, g.unit, False)}` | `{g.unit}` | `{field}` | "
+            f"{_labels(ACCOUNT, SCRIPT, QUANTILE)} | {g.description} |"
+        )
+    for a in catalogue.average_gauges:
+        lines.append(
+            f"| `{a.name}` | `{prometheus_name(a.name, a.unit, False)}` | `{a.unit}` | `avg.{a.field}` | "
+            f"{_labels(ACCOUNT, SCRIPT)} | {a.description} |"
+        )
+    lines += [
+        "",
+        f"Quantiles offered: {', '.join(catalogue.available_quantiles)}; exported by default: "
+        f"{', '.join(catalogue.default_quantiles)} (setting `quantiles`).",
+        "",
+        "## Self-telemetry",
+        "",
+        "| OpenTelemetry name | Prometheus name | Kind | Unit | Labels | Description |",
+        "|---|---|---|---|---|---|",
+    ]
+    for m in catalogue.self_metrics:
+        labels = _labels(*m.attributes) if m.attributes else "-"
+        lines.append(
+            f"| `{m.name}` | `{prometheus_name(m.name, m.unit, m.kind == 'counter')}` | {m.kind} | "
+            f"`{m.unit}` | {labels} | {m.description} |"
+        )
+    lines += ["", "## Labels", ""]
+    lines += [
+        f"- `{name}` (`{name.replace('.', '_')}`): {text}" for name, text in catalogue.attributes.items()
+    ]
+    return "\n".join(lines) + "\n"

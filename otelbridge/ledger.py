@@ -1,0 +1,117 @@
+"""Cumulative totals of one account, built from the answers to windows.plan(). Pure logic.
+
+Totals are kept in the API's own units (µs, GB·s, bytes) so integer sums stay exact; unit
+conversion happens once, when a snapshot is made.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from otelbridge.windows import Plan
+
+SeriesKey = tuple[str, str]  # (script name, status)
+Vector = tuple[float, ...]  # one value per counter field, in catalogue order
+Rows = Mapping[SeriesKey, Vector]
+
+
+def _add(a: Vector, b: Vector) -> Vector:
+    return tuple(x + y for x, y in zip(a, b, strict=True))
+
+
+def _accumulate(into: dict[SeriesKey, Vector], rows: Rows) -> None:
+    for key, vector in rows.items():
+        into[key] = _add(into[key], vector) if key in into else vector
+
+
+@dataclass
+class AccountLedger:
+    """What has been counted for one account.
+
+    final   sums of settled minutes, never re-queried
+    open    the last answer for the open minutes [settled, counted), replaced every cycle
+    totals  what is exported: final + open, but never lower than before (counters do not go down)
+    """
+
+    fields: tuple[str, ...]
+    settled: datetime
+    counted: datetime
+    final: dict[SeriesKey, Vector] = field(default_factory=dict)
+    open: dict[SeriesKey, Vector] = field(default_factory=dict)
+    totals: dict[SeriesKey, Vector] = field(default_factory=dict)
+    corrections: int = 0  # times a re-queried value came back lower than already exported
+    gap_minutes: int = 0  # minutes Cloudflare no longer served when their turn came
+
+    @classmethod
+    def starting_at(cls, fields: tuple[str, ...], start: datetime) -> AccountLedger:
+        return cls(fields=fields, settled=start, counted=start)
+
+    def apply(self, plan: Plan, settling: Rows, open_rows: Rows) -> None:
+        """Take one cycle's answer. `settling` covers plan.settling, `open_rows` covers plan.open."""
+        if plan.settling.start != self.settled and not plan.abandon_open and plan.skipped.empty:
+            raise ValueError(f"plan starts at {plan.settling.start}, ledger is settled to {self.settled}")
+        if plan.abandon_open:
+            _accumulate(self.final, self.open)
+        self.gap_minutes += plan.skipped.minutes
+        _accumulate(self.final, settling)
+        self.open = dict(open_rows)
+        self.settled, self.counted = plan.settled, plan.counted
+        self._refresh_totals()
+
+    def _refresh_totals(self) -> None:
+        zero = (0,) * len(self.fields)
+        for key in self.final.keys() | self.open.keys():
+            fresh = _add(self.final.get(key, zero), self.open.get(key, zero))
+            before = self.totals.get(key)
+            if before is not None and any(f < b for f, b in zip(fresh, before, strict=True)):
+                self.corrections += 1
+                fresh = tuple(max(f, b) for f, b in zip(fresh, before, strict=True))
+            self.totals[key] = fresh
+
+    # State files hold plain JSON types: datetimes as ISO strings, vectors as lists.
+    def to_json(self) -> dict[str, Any]:
+        def rows(d: dict[SeriesKey, Vector]) -> list[list[Any]]:
+            return [[script, status, list(vector)] for (script, status), vector in sorted(d.items())]
+
+        return {
+            "fields": list(self.fields),
+            "settled": self.settled.isoformat(),
+            "counted": self.counted.isoformat(),
+            "final": rows(self.final),
+            "open": rows(self.open),
+            "totals": rows(self.totals),
+            "corrections": self.corrections,
+            "gap_minutes": self.gap_minutes,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], fields: tuple[str, ...]) -> AccountLedger:
+        if tuple(data["fields"]) != fields:
+            raise ValueError(f"state has fields {data['fields']}, this version counts {list(fields)}")
+
+        def rows(items: list[list[Any]]) -> dict[SeriesKey, Vector]:
+            out: dict[SeriesKey, Vector] = {}
+            for script, status, vector in items:
+                if not isinstance(script, str) or not isinstance(status, str) or len(vector) != len(fields):
+                    raise ValueError(f"malformed ledger row for {script!r}/{status!r}")
+                if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in vector):
+                    raise ValueError(f"non-numeric value in ledger row for {script!r}/{status!r}")
+                out[(script, status)] = tuple(vector)
+            return out
+
+        ledger = cls(
+            fields=fields,
+            settled=datetime.fromisoformat(data["settled"]),
+            counted=datetime.fromisoformat(data["counted"]),
+            final=rows(data["final"]),
+            open=rows(data["open"]),
+            totals=rows(data["totals"]),
+            corrections=int(data["corrections"]),
+            gap_minutes=int(data["gap_minutes"]),
+        )
+        if ledger.settled > ledger.counted:
+            raise ValueError("state has settled after counted")
+        return ledger

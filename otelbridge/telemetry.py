@@ -1,0 +1,76 @@
+"""OpenTelemetry wiring: resource, instruments from the catalogue, and the MeterProvider.
+
+Instruments are observable: their callbacks only read the current Snapshot, so a collection
+(a scrape, an OTLP export) never waits on Cloudflare and never does I/O.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+
+from opentelemetry.metrics import CallbackOptions, Meter, Observation
+from opentelemetry.sdk.metrics import MeterProvider, ObservableCounter, ObservableGauge
+from opentelemetry.sdk.metrics.export import MetricReader
+from opentelemetry.sdk.resources import OTELResourceDetector, Resource
+
+from otelbridge import __version__
+from otelbridge.catalogue import Catalogue
+from otelbridge.snapshot import Snapshot
+
+SCOPE = "otelbridge"
+
+
+def resource(instance_id: str | None = None) -> Resource:
+    """service.* and cloud.* attributes; OTEL_RESOURCE_ATTRIBUTES and OTEL_SERVICE_NAME win."""
+    base = Resource(
+        {
+            "service.name": "otelbridge",
+            "service.version": __version__,
+            "service.instance.id": instance_id or f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}",
+            "cloud.provider": "cloudflare",
+            "cloud.platform": "cloudflare.workers",
+        }
+    )
+    merged = base.merge(OTELResourceDetector().detect())
+    service_name = os.environ.get("OTEL_SERVICE_NAME")
+    if service_name:
+        merged = merged.merge(Resource({"service.name": service_name}))
+    return merged
+
+
+def cardinality_limits(max_series: int) -> dict[type, int]:
+    # The SDK folds series past its limit (2000 by default) into an overflow series; snapshot
+    # capping keeps us under max_series, and the SDK limit sits just above it.
+    return {ObservableCounter: max_series + 1, ObservableGauge: max_series + 1}
+
+
+def _callback(
+    current: Callable[[], Snapshot], name: str
+) -> Callable[[CallbackOptions], Iterable[Observation]]:
+    def observe(options: CallbackOptions) -> Iterable[Observation]:
+        return current().observe(name)
+
+    return observe
+
+
+def register_instruments(meter: Meter, catalogue: Catalogue, current: Callable[[], Snapshot]) -> None:
+    for c in catalogue.counters:
+        meter.create_observable_counter(c.name, [_callback(current, c.name)], c.unit, c.description)
+    for g in catalogue.quantile_gauges:
+        meter.create_observable_gauge(g.name, [_callback(current, g.name)], g.unit, g.description)
+    for a in catalogue.average_gauges:
+        meter.create_observable_gauge(a.name, [_callback(current, a.name)], a.unit, a.description)
+    for m in catalogue.self_metrics:
+        create = meter.create_observable_counter if m.kind == "counter" else meter.create_observable_gauge
+        create(m.name, [_callback(current, m.name)], m.unit, m.description)
+
+
+def meter_provider(
+    readers: Sequence[MetricReader], catalogue: Catalogue, current: Callable[[], Snapshot], res: Resource
+) -> MeterProvider:
+    provider = MeterProvider(metric_readers=list(readers), resource=res)
+    register_instruments(provider.get_meter(SCOPE, __version__), catalogue, current)
+    return provider
