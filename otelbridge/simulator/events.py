@@ -1,0 +1,128 @@
+"""Synthetic invocation events and the aggregations Cloudflare computes over them.
+
+Each (account, script, status, minute) has at most 8 representative events, each standing for
+`weight` identical invocations. Float metrics are dyadic rationals that are also exact float32
+values, so sums are exact in any order and quantiles (which are event values) survive the
+float32 rounding unchanged: P25 <= ... <= P999 <= max and min <= P25 always hold.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterable, Sequence
+from typing import NamedTuple
+
+STATUSES = ("success", "clientDisconnected", "scriptThrewException", "exceededResources", "internalError")
+ERROR_STATUSES = frozenset(STATUSES[1:])
+
+SUM_FIELDS = (
+    "requests",
+    "errors",
+    "subrequests",
+    "clientDisconnects",
+    "cpuTimeUs",
+    "wallTime",
+    "duration",
+    "requestDuration",
+    "responseBodySize",
+)
+# Per-event metrics behind quantiles/max/min, keyed by their GraphQL stem.
+METRICS = ("cpuTime", "wallTime", "duration", "requestDuration", "responseBodySize")
+QUANTILES = (
+    ("P25", 250),
+    ("P50", 500),
+    ("P75", 750),
+    ("P90", 900),
+    ("P95", 950),
+    ("P99", 990),
+    ("P999", 999),
+)
+QUANTILE_FIELDS = tuple(m + q for m in METRICS for q, _ in QUANTILES)
+
+Number = int | float
+
+
+class Event(NamedTuple):
+    script: int  # index into the account's scripts
+    status: str
+    minute: int  # epoch minute
+    second: int
+    colo: str
+    version: str
+    weight: int  # invocations this event stands for
+    sampled_weight: int  # Cloudflare's estimate under sampling: a multiple of `interval`, maybe 0
+    interval: int  # sample interval when sampling is on
+    lag: float  # arrival after the minute ends, as a fraction of the ingestion delay
+    cpuTime: int  # µs
+    wallTime: int  # µs
+    duration: float  # GB*s, multiple of 2**-16
+    requestDuration: float  # µs, multiple of 2**-4
+    responseBodySize: int  # bytes
+    subrequests: int  # per invocation
+
+
+# (weight, interval, event): an event as seen by one query, after visibility and sampling.
+Seen = tuple[int, int, Event]
+
+
+def float32(value: float) -> float:
+    return float(struct.unpack("f", struct.pack("f", value))[0])
+
+
+def sums(seen: Iterable[Seen]) -> dict[str, Number]:
+    requests = errors = subrequests = disconnects = cpu = wall = body = 0
+    duration = request_duration = 0.0
+    for w, _, e in seen:
+        requests += w
+        if e.status in ERROR_STATUSES:
+            errors += w
+            if e.status == "clientDisconnected":
+                disconnects += w
+        subrequests += w * e.subrequests
+        cpu += w * e.cpuTime
+        wall += w * e.wallTime
+        body += w * e.responseBodySize
+        duration += w * e.duration
+        request_duration += w * e.requestDuration
+    return {
+        "requests": requests,
+        "errors": errors,
+        "subrequests": subrequests,
+        "clientDisconnects": disconnects,
+        "cpuTimeUs": cpu,
+        "wallTime": wall,
+        "duration": duration,
+        "requestDuration": request_duration,
+        "responseBodySize": body,
+    }
+
+
+def quantiles(seen: Sequence[Seen]) -> dict[str, float]:
+    """Weighted quantiles over the raw events of the whole group (lower nearest rank)."""
+    total = sum(w for w, _, _ in seen)
+    out: dict[str, float] = {}
+    for metric in METRICS:
+        ordered = sorted((getattr(e, metric), w) for w, _, e in seen)
+        cum = 0
+        i = 0
+        for suffix, permille in QUANTILES:
+            # smallest value whose cumulative weight reaches permille/1000 of the total, in integers
+            while cum * 1000 < permille * total:
+                cum += ordered[i][1]
+                i += 1
+            out[metric + suffix] = float32(float(ordered[i - 1][0]))
+    return out
+
+
+def extremes(seen: Sequence[Seen], pick: str) -> dict[str, float]:
+    choose = max if pick == "max" else min
+    return {m: float(choose(getattr(e, m) for _, _, e in seen)) for m in METRICS}
+
+
+def sample_interval(seen: Iterable[Seen]) -> float:
+    """Mean sample interval over the stored (sampled) rows the group's events stand for."""
+    weight = rows = 0
+    for w, interval, _ in seen:
+        weight += w
+        rows += w // interval
+    return weight / rows if rows else 1.0

@@ -1,0 +1,324 @@
+"""Deterministic synthetic Workers traffic and its exact ground truth.
+
+Events are generated per (account, minute) block from a seed, lazily, and kept in a bounded
+LRU cache, so a benchmark with thousands of scripts only pays for the minutes it queries.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import random
+from collections import OrderedDict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import lru_cache
+from statistics import NormalDist
+from typing import Literal
+
+from otelbridge.clock import Clock, SystemClock
+from otelbridge.simulator import events as ev
+from otelbridge.simulator.events import Event, Number, Seen
+from otelbridge.simulator.knobs import Knobs
+
+Profile = Literal["busy", "idle", "erroring", "bursty"]
+
+COLOS = ("AMS", "FRA", "LHR", "CDG", "IAD", "SJC", "NRT", "SIN", "GRU", "SYD")
+# Share of invocations per non-success status: (clientDisconnected, threw, exceeded, internal).
+_STATUS_MIX = {
+    "normal": (0.01, 0.004, 0.002, 0.001),
+    "erroring": (0.02, 0.25, 0.06, 0.02),
+}
+_U24 = (1 << 24) - 1  # integer metrics stay below 2**24 so float32 holds them exactly
+_SLOWDOWN = {"exceededResources": 8.0, "scriptThrewException": 0.3}
+
+
+def _lognormal_table(sigma: float) -> tuple[float, ...]:
+    """exp(sigma * z) at 1024 evenly spaced quantiles of the standard normal (median 1)."""
+    normal = NormalDist()
+    return tuple(math.exp(sigma * normal.inv_cdf((i + 0.5) / 1024)) for i in range(1024))
+
+
+_LOGN_07, _LOGN_08, _LOGN_10 = (_lognormal_table(s) for s in (0.7, 0.8, 1.0))
+
+
+def _hex(*parts: object) -> str:
+    return hashlib.md5(":".join(map(str, parts)).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Script:
+    name: str
+    tag: str
+    profile: Profile
+    rate: float  # invocations per minute at the diurnal mean
+    cpu_us: float = 1500.0  # median CPU time
+    io_us: float = 20000.0  # median time waiting on I/O
+    body_bytes: float = 8000.0  # median response size
+    max_subrequests: int = 3
+    usage_model: str = "standard"
+    environment: str = "production"
+
+
+@dataclass(frozen=True)
+class Account:
+    tag: str
+    name: str
+    scripts: tuple[Script, ...]
+    zones: tuple[str, ...]
+
+
+def minute_of(when: datetime) -> int:
+    if when.tzinfo is None:
+        raise ValueError("naive datetime: pass timezone-aware UTC times")
+    return math.floor(when.timestamp() / 60)
+
+
+class Traffic:
+    """A deterministic world of accounts, scripts and their invocation events."""
+
+    def __init__(self, seed: int, accounts: list[Account], *, cache_blocks: int = 20000) -> None:
+        self.seed = seed
+        self.accounts = accounts
+        self.knobs = Knobs()  # replaced by the simulator's knobs when it is attached
+        self.clock: Clock = SystemClock()
+        self._by_tag = {a.tag: i for i, a in enumerate(accounts)}
+        self._cache: OrderedDict[tuple[int, int], list[Event]] = OrderedDict()
+        self._cache_blocks = cache_blocks
+
+    # --- construction -------------------------------------------------------------------
+
+    @classmethod
+    def default(cls, seed: int = 1) -> Traffic:
+        """Three accounts, a handful of scripts each, every profile and status represented."""
+
+        def script(acct: int, name: str, profile: Profile, rate: float, **kw: float) -> Script:
+            return Script(name, _hex(seed, "script", acct, name), profile, rate, **kw)  # type: ignore[arg-type]
+
+        specs: list[tuple[str, list[Script]]] = [
+            (
+                "Acme Corp",
+                [
+                    script(0, "api-gateway", "busy", 1200, cpu_us=900, io_us=35000),
+                    script(0, "auth.service", "busy", 300, cpu_us=4000, io_us=8000, body_bytes=900),
+                    script(0, "image-resizer", "bursty", 40, cpu_us=25000, io_us=60000, body_bytes=180000),
+                    script(0, "cron-cleanup", "idle", 2),
+                    script(0, "legacy-billing", "erroring", 60, cpu_us=6000),
+                    script(0, "søk-indeks.v2-β", "busy", 150, cpu_us=2500, io_us=12000),
+                ],
+            ),
+            (
+                "Acme Staging",
+                [
+                    script(1, "api-gateway", "busy", 80, cpu_us=1000, io_us=30000),
+                    script(1, "queue-consumer", "bursty", 20, cpu_us=8000, max_subrequests=12),
+                    script(1, "nightly-report", "idle", 3, cpu_us=40000),
+                ],
+            ),
+            (
+                "Side Project Ltd",
+                [
+                    script(2, "blog-renderer", "busy", 200, cpu_us=3000, io_us=15000, body_bytes=40000),
+                    script(2, "contact-form", "erroring", 10, cpu_us=1200),
+                    script(2, "edge-redirects", "idle", 1, cpu_us=300, io_us=500, body_bytes=0),
+                ],
+            ),
+        ]
+        accounts = [
+            Account(
+                _hex(seed, "account", i),
+                name,
+                tuple(scripts),
+                (_hex(seed, "zone", i, 0), _hex(seed, "zone", i, 1)),
+            )
+            for i, (name, scripts) in enumerate(specs)
+        ]
+        return cls(seed, accounts)
+
+    @classmethod
+    def scaled(cls, seed: int, accounts: int = 10, scripts_per_account: int = 100) -> Traffic:
+        """Many accounts and scripts for benchmarks; profiles cycle busy/idle/erroring/bursty."""
+        cycle: tuple[Profile, ...] = ("busy", "idle", "busy", "erroring", "idle", "bursty", "idle", "busy")
+        rng = random.Random(seed)
+        built = []
+        for a in range(accounts):
+            scripts = []
+            for s in range(scripts_per_account):
+                profile = cycle[s % len(cycle)]
+                name = f"worker-{a:03d}-{s:05d}"
+                rate = {"busy": 30.0, "idle": 1.0, "erroring": 8.0, "bursty": 4.0}[profile]
+                scripts.append(
+                    Script(name, _hex(seed, "script", a, name), profile, rate * (0.5 + rng.random()))
+                )
+            zones = tuple(_hex(seed, "zone", a, z) for z in range(2))
+            built.append(Account(_hex(seed, "account", a), f"Account {a:03d}", tuple(scripts), zones))
+        return cls(seed, built)
+
+    def account(self, tag: str) -> Account | None:
+        i = self._by_tag.get(tag)
+        return None if i is None else self.accounts[i]
+
+    # --- events -------------------------------------------------------------------------
+
+    def block(self, account_tag: str, minute: int) -> list[Event]:
+        """All events of one account in one epoch minute (whatever their visibility)."""
+        index = self._by_tag[account_tag]
+        key = (index, minute)
+        cached = self._cache.get(key)
+        if cached is not None:
+            self._cache.move_to_end(key)
+            return cached
+        events = self._generate(index, minute)
+        self._cache[key] = events
+        if len(self._cache) > self._cache_blocks:
+            self._cache.popitem(last=False)
+        return events
+
+    def _generate(self, account_index: int, minute: int) -> list[Event]:
+        rng = random.Random((self.seed << 48) ^ (account_index << 36) ^ minute)
+        rand, bits64 = rng.random, rng.getrandbits
+        # diurnal: x0.4 at 06:00 UTC ... x1.6 at 18:00 UTC
+        diurnal = 1.0 - 0.6 * math.sin(2 * math.pi * (minute % 1440) / 1440)
+        out: list[Event] = []
+        for si, script in enumerate(self.accounts[account_index].scripts):
+            lam = script.rate * diurnal * (0.8 + 0.4 * rand())
+            if script.profile == "idle":
+                lam = 1.0 + 2 * rand() if rand() < 0.05 else 0.0
+            elif script.profile == "bursty" and _burst(self.seed, script.tag, minute // 10):
+                lam *= 15
+            if lam <= 0:
+                continue
+            mix = _STATUS_MIX["erroring" if script.profile == "erroring" else "normal"]
+            version = _version(script.tag, minute // 4320)
+            counts = (lam * (1 - sum(mix)), *(lam * share for share in mix))
+            for status, expected in zip(ev.STATUSES, counts, strict=True):
+                n = int(expected + rand())
+                if n <= 0:
+                    continue
+                k = min(n, 1 + int(8 * rand()))
+                weights = [n // k] * k
+                weights[int(k * rand())] += n % k
+                cpu_median = script.cpu_us * _SLOWDOWN.get(status, 1.0)
+                for weight in weights:
+                    # one draw of 64 random bits feeds most per-event values; lognormals come from tables
+                    b = bits64(64)
+                    cpu = min(_U24, 1 + int(cpu_median * _LOGN_07[b & 1023]))
+                    wall = min(_U24, cpu + int(script.io_us * _LOGN_10[(b >> 10) & 1023]))
+                    if status == "clientDisconnected":
+                        wall = min(_U24, wall * 3)
+                    # 128 MB of memory for `wall` µs, in units of 2**-16 GB*s
+                    duration = max(1, round(wall * 0.125 * 65536 / 1e6)) / 65536
+                    request_duration = ev.float32((wall * 16 + ((b >> 48) & 0x7FFF)) / 16)
+                    body = min(_U24, int(script.body_bytes * _LOGN_08[(b >> 20) & 1023]))
+                    interval = 1 << max(0, weight.bit_length() - 4)
+                    out.append(
+                        Event(
+                            si,
+                            status,
+                            minute,
+                            ((b >> 30) & 63) % 60,
+                            COLOS[((b >> 36) & 15) % len(COLOS)],
+                            version,
+                            weight,
+                            interval * int(weight / interval + rand()),
+                            interval,
+                            rand(),
+                            cpu,
+                            wall,
+                            duration,
+                            request_duration,
+                            body,
+                            ((b >> 40) & 255) % (script.max_subrequests + 1),
+                        )
+                    )
+        return out
+
+    def seen(self, event: Event, as_of_s: float) -> Seen | None:
+        """The event as a query at `as_of_s` (epoch seconds) sees it: (weight, interval, event)."""
+        arrival = (event.minute + 1) * 60 + event.lag * self.knobs.ingestion_delay
+        if arrival > as_of_s:
+            return None
+        if self.knobs.sampling:
+            return (event.sampled_weight, event.interval, event) if event.sampled_weight else None
+        return (event.weight, 1, event)
+
+    def visible(self, account_tag: str, first_minute: int, end_minute: int, as_of_s: float) -> Iterator[Seen]:
+        """Visible events of minutes [first_minute, end_minute); a minute exists once it has ended."""
+        last = min(end_minute, math.floor(as_of_s / 60))  # minutes that have not ended have no data
+        for minute in range(first_minute, last):
+            for event in self.block(account_tag, minute):
+                s = self.seen(event, as_of_s)
+                if s is not None:
+                    yield s
+
+    # --- ground truth -------------------------------------------------------------------
+
+    def _select(
+        self,
+        account_tag: str,
+        start: datetime,
+        end: datetime,
+        as_of: datetime | None,
+        script: str | None = None,
+        status: str | None = None,
+    ) -> list[Seen]:
+        names = [s.name for s in self.accounts[self._by_tag[account_tag]].scripts]
+        at = (as_of or self.clock.now()).timestamp()
+        return [
+            s
+            for s in self.visible(account_tag, minute_of(start), minute_of(end), at)
+            if (script is None or names[s[2].script] == script) and (status is None or s[2].status == status)
+        ]
+
+    def totals(
+        self,
+        account_tag: str,
+        start: datetime,
+        end: datetime,
+        *,
+        script: str | None = None,
+        status: str | None = None,
+        as_of: datetime | None = None,
+    ) -> dict[str, Number]:
+        """`sum { ... }` over minutes in [start, end) as visible at `as_of` (default: now)."""
+        return ev.sums(self._select(account_tag, start, end, as_of, script, status))
+
+    def series_totals(
+        self, account_tag: str, start: datetime, end: datetime, as_of: datetime | None = None
+    ) -> dict[tuple[str, str], dict[str, Number]]:
+        """`sum { ... }` per (scriptName, status), for the groups that have events."""
+        names = [s.name for s in self.accounts[self._by_tag[account_tag]].scripts]
+        groups: dict[tuple[str, str], list[Seen]] = {}
+        for s in self._select(account_tag, start, end, as_of):
+            groups.setdefault((names[s[2].script], s[2].status), []).append(s)
+        return {key: ev.sums(seen) for key, seen in sorted(groups.items())}
+
+    def quantiles(
+        self, account_tag: str, script: str, start: datetime, end: datetime, as_of: datetime | None = None
+    ) -> dict[str, float]:
+        """`quantiles { ... }` of a group by scriptName over [start, end); {} if it has no events."""
+        seen = self._select(account_tag, start, end, as_of, script)
+        return ev.quantiles(seen) if seen else {}
+
+    def sample_interval(
+        self, account_tag: str, script: str, start: datetime, end: datetime, as_of: datetime | None = None
+    ) -> float:
+        """`avg { sampleInterval }` of a group by scriptName over [start, end)."""
+        return ev.sample_interval(self._select(account_tag, start, end, as_of, script))
+
+
+def _burst(seed: int, tag: str, window: int) -> bool:
+    return int(_hex(seed, tag, window)[:2], 16) < 64  # a quarter of the 10-minute windows
+
+
+@lru_cache(maxsize=1 << 16)
+def _version(tag: str, epoch: int) -> str:
+    """A new deployment of each script every three days."""
+    h = _hex(tag, "version", epoch)
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def utc(text: str) -> datetime:
+    """Parse RFC 3339 (`Z` or offset) to an aware UTC datetime."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)

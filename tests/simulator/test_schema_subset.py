@@ -1,0 +1,78 @@
+"""otelbridge's schema subset is valid SDL and a true subset of Cloudflare's published schema."""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+import pytest
+from graphql import (
+    GraphQLEnumType,
+    GraphQLInputObjectType,
+    GraphQLInterfaceType,
+    GraphQLObjectType,
+    GraphQLScalarType,
+    GraphQLSchema,
+    build_schema,
+)
+
+from otelbridge.simulator.resolvers import SCHEMA_PATH
+
+REPO = Path(__file__).resolve().parents[2]
+FULL_SCHEMA = REPO / ".." / "shared" / "cloudflare-graphql" / "schema-2025-12-07.graphql"
+
+
+@cache
+def full_schema() -> GraphQLSchema:
+    return build_schema(FULL_SCHEMA.read_text(encoding="utf-8"), assume_valid=True)
+
+
+def test_subset_is_valid_sdl() -> None:
+    schema = build_schema(SCHEMA_PATH.read_text(encoding="utf-8"))  # validates the SDL
+    assert schema.query_type is not None and schema.query_type.name == "Query"
+
+
+def subset_types() -> list[str]:
+    schema = build_schema(SCHEMA_PATH.read_text(encoding="utf-8"))
+    return sorted(n for n in schema.type_map if not n.startswith("__"))
+
+
+@pytest.mark.skipif(
+    not FULL_SCHEMA.exists(), reason=f"Cloudflare's published schema not found at {FULL_SCHEMA}"
+)
+@pytest.mark.parametrize("name", subset_types())
+def test_every_type_field_and_argument_exists_in_cloudflare_schema(name: str) -> None:
+    mine = build_schema(SCHEMA_PATH.read_text(encoding="utf-8")).type_map[name]
+    theirs = full_schema().type_map.get(name)
+    assert theirs is not None, f"type {name} is not in Cloudflare's schema"
+    assert type(mine) is type(theirs), name
+    if isinstance(mine, GraphQLScalarType):
+        return
+    if isinstance(mine, GraphQLEnumType):
+        assert isinstance(theirs, GraphQLEnumType)
+        assert set(mine.values) <= set(theirs.values), set(mine.values) - set(theirs.values)
+        return
+    assert isinstance(mine, GraphQLObjectType | GraphQLInputObjectType | GraphQLInterfaceType)
+    assert isinstance(theirs, GraphQLObjectType | GraphQLInputObjectType | GraphQLInterfaceType)
+    for field_name, field in mine.fields.items():
+        other = theirs.fields.get(field_name)
+        assert other is not None, f"{name}.{field_name} is not in Cloudflare's schema"
+        assert str(field.type) == str(other.type), f"{name}.{field_name}"
+        for arg_name, arg in getattr(field, "args", {}).items():
+            other_arg = other.args.get(arg_name)
+            assert other_arg is not None, f"{name}.{field_name}({arg_name}) is not in Cloudflare's schema"
+            assert str(arg.type) == str(other_arg.type), f"{name}.{field_name}({arg_name})"
+
+
+@pytest.mark.skipif(
+    not FULL_SCHEMA.exists(), reason=f"Cloudflare's published schema not found at {FULL_SCHEMA}"
+)
+def test_dataset_is_complete() -> None:
+    """All aggregates, dimensions and filter keys of workersInvocationsAdaptive are in the subset."""
+    mine = build_schema(SCHEMA_PATH.read_text(encoding="utf-8"))
+    for suffix in ("Sum", "Quantiles", "Max", "Min", "Avg", "Dimensions", "Filter_InputObject"):
+        name = f"AccountWorkersInvocationsAdaptive{suffix}"
+        ours, full = mine.type_map[name], full_schema().type_map[name]
+        assert isinstance(ours, GraphQLObjectType | GraphQLInputObjectType)
+        assert isinstance(full, GraphQLObjectType | GraphQLInputObjectType)
+        assert set(ours.fields) == set(full.fields), name
