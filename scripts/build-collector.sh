@@ -22,7 +22,8 @@ command -v go >/dev/null || { echo "collector: Go is required to build the Colle
 gobin="$(go env GOPATH)/bin"
 # Capture the version first: under pipefail, `builder version | grep -q` fails whenever grep
 # exits before the builder has finished writing (SIGPIPE), which forced a reinstall every run.
-installed="$("$gobin/builder" version 2>/dev/null || true)"
+# The builder prints its version on stderr.
+installed="$("$gobin/builder" version 2>&1 || true)"
 if [[ "$installed" != *"${BUILDER_VERSION#v}"* ]]; then
   echo "collector: installing builder $BUILDER_VERSION" >&2
   go install "go.opentelemetry.io/collector/cmd/builder@$BUILDER_VERSION" >&2
