@@ -45,6 +45,7 @@ class Bridge:
         sleep: Sleep = asyncio.sleep,
         otlp_interval: timedelta | None = None,
         instance_id: str | None = None,
+        extra_readers: tuple[MetricReader, ...] = (),
     ) -> None:
         self.config = config
         self.clock = clock or SystemClock()
@@ -65,7 +66,7 @@ class Bridge:
 
         limits = telemetry.cardinality_limits(config.max_series)
         self.page = MetricsPage(limits)
-        readers: list[MetricReader] = [self.page.reader]
+        readers: list[MetricReader] = [self.page.reader, *extra_readers]
         self.otlp_reader: PeriodicExportingMetricReader | None = None
         exporter = otlp_exporter(config)
         if exporter is not None:

@@ -30,7 +30,10 @@ class Page:
 class MetricsPage:
     def __init__(self, cardinality_limits: dict[type, int]) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
-        self.reader = PrometheusMetricReader(registry=self.registry, cardinality_limits=cardinality_limits)
+        # One instrumentation scope: otel_scope_* labels on every series would only add bytes.
+        self.reader = PrometheusMetricReader(
+            registry=self.registry, cardinality_limits=cardinality_limits, scope_info_enabled=False
+        )
         self._lock = threading.Lock()  # one render at a time: the reader's buffer is not re-entrant
         self._page = Page(b"", gzip.compress(b""), 0.0, 0.0)
 
