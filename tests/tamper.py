@@ -1,0 +1,72 @@
+"""A real HTTP proxy in front of the simulated API that can rewrite its answers.
+
+Cloudflare can send answers the simulator never would (wrong types, duplicates, NaN); the proxy
+lets a test put exactly such an answer on the wire while everything else stays real.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+Rewrite = Callable[[Any], Any]
+
+
+def workers_node(body: Any) -> dict[str, Any] | None:
+    """The account node of a Workers query answer (the one with aliases), if this is one."""
+    try:
+        node = body["data"]["viewer"]["accounts"][0]
+    except (KeyError, IndexError, TypeError):
+        return None
+    return node if isinstance(node, dict) and "quantiles" in node else None
+
+
+class TamperProxy:
+    def __init__(self, upstream: str) -> None:
+        self.upstream = upstream.rstrip("/")
+        self.rewrite: Rewrite | None = None  # applied to Workers answers only
+        self.raw_text: str | None = None  # sent instead of the re-encoded JSON (e.g. with NaN)
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/client/v4"
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_route("*", "/client/v4/{tail:.*}", self._forward)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _forward(self, request: web.Request) -> web.StreamResponse:
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")}
+        url = f"{self.upstream}/{request.match_info['tail']}"
+        async with (
+            aiohttp.ClientSession() as session,
+            session.request(
+                request.method, url, headers=headers, params=request.query, data=await request.read()
+            ) as upstream,
+        ):
+            text = await upstream.text()
+            status = upstream.status
+        if self.rewrite is not None:
+            try:
+                body = json.loads(text)
+            except ValueError:
+                body = None
+            if workers_node(body) is not None:
+                rewritten = self.rewrite(body)
+                text = self.raw_text if self.raw_text is not None else json.dumps(rewritten)
+        return web.Response(text=text, status=status, content_type="application/json")
