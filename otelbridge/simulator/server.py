@@ -73,6 +73,11 @@ class _Request:
     operation_name: str | None = None
 
 
+def _never(_value: object) -> bool:
+    """Every resolver is synchronous; skipping graphql-core's awaitable probe saves ~10% on big pages."""
+    return False
+
+
 def _timestamp(when: datetime) -> str:
     return when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
@@ -194,6 +199,10 @@ class Simulator:
         if kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault {kind!r}; one of {FAULT_KINDS}")
         self._forced.extend([(kind, endpoint)] * count)
+
+    def clear_faults(self) -> None:
+        """Drop every one-shot fault still queued by fail_next."""
+        self._forced.clear()
 
     def reset_log(self) -> None:
         self.query_log.clear()
@@ -345,7 +354,9 @@ class Simulator:
         if fault == "data_null":
             return fail(UNAVAILABLE_MESSAGE, "internal", outcome="data_null")
         context = RequestContext(self.traffic, self.knobs, who, now)
-        result = execute(self.schema, document, None, context, req.variables, req.operation_name)
+        result = execute(
+            self.schema, document, None, context, req.variables, req.operation_name, is_awaitable=_never
+        )
         assert isinstance(result, ExecutionResult)  # every resolver is synchronous
         if result.errors:
             code = (result.errors[0].extensions or {}).get("code", "bad_request")

@@ -107,5 +107,5 @@ def test_durations(text: str, seconds: float) -> None:
 
 
 def test_duration_error_names_key() -> None:
-    with pytest.raises(ConfigError, match="^delay: "):
+    with pytest.raises(ConfigError, match=r"^delay: "):
         parse_duration("delay", "1 minute")
