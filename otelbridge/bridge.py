@@ -123,7 +123,11 @@ class Bridge:
         start = floor_minute(self.clock.now() - self.config.lookback)
         for tag in tags:
             ledger = self._saved.get(tag) or AccountLedger.starting_at(self.fields, start)
-            if tag in self._saved:
+            if tag not in self._saved:
+                log.info(
+                    "account %s: counting from %s (lookback %s)", tag, start.isoformat(), self.config.lookback
+                )
+            else:
                 log.info(
                     "account %s: resuming from saved state, counted up to %s", tag, ledger.counted.isoformat()
                 )

@@ -55,6 +55,9 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--port", type=int, default=8787)
     sim.add_argument("--host", default="127.0.0.1")
     sim.add_argument("--seed", type=int, default=1)
+    sim.add_argument(
+        "--token", default=DEMO_TOKEN, help=f"API token the simulator accepts (default {DEMO_TOKEN})"
+    )
     sim.add_argument("--knob", action="append", default=[], metavar="NAME=VALUE")
 
     sub.add_parser("docs", help="print the metric reference (docs/metrics.md) generated from the catalogue")
@@ -157,8 +160,11 @@ def _knobs(sim: Any, pairs: list[str]) -> None:
 async def _start_simulator(args: argparse.Namespace, host: str, port: int) -> Any:
     from otelbridge.clock import SystemClock
     from otelbridge.simulator import Simulator, Traffic
+    from otelbridge.simulator.auth import Credential
 
-    sim = Simulator(traffic=Traffic.default(seed=args.seed), clock=SystemClock())
+    token = getattr(args, "token", DEMO_TOKEN)
+    credentials = [Credential("cli", token=token)]
+    sim = Simulator(traffic=Traffic.default(seed=args.seed), clock=SystemClock(), credentials=credentials)
     _knobs(sim, args.knob)
     await sim.start(host=host, port=port)
     return sim
@@ -167,7 +173,8 @@ async def _start_simulator(args: argparse.Namespace, host: str, port: int) -> An
 async def _simulate(args: argparse.Namespace) -> int:
     logs.setup("INFO", [])
     sim = await _start_simulator(args, args.host, args.port)
-    print(f"simulated Cloudflare API at {sim.base_url} (token: {DEMO_TOKEN})", flush=True)
+    shown = args.token if args.token == DEMO_TOKEN else "as given with --token"
+    print(f"simulated Cloudflare API at {sim.base_url} (token: {shown})", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
