@@ -9,7 +9,7 @@ float32 rounding unchanged: P25 <= ... <= P999 <= max and min <= P25 always hold
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import NamedTuple
 
 STATUSES = ("success", "clientDisconnected", "scriptThrewException", "exceededResources", "internalError")
@@ -61,6 +61,8 @@ class Event(NamedTuple):
     subrequests: int  # per invocation
 
 
+_FIELD_INDEX = {name: i for i, name in enumerate(Event._fields)}
+
 # (weight, interval, event): an event as seen by one query, after visibility and sampling.
 Seen = tuple[int, int, Event]
 
@@ -97,21 +99,49 @@ def sums(seen: Iterable[Seen]) -> dict[str, Number]:
     }
 
 
-def quantiles(seen: Sequence[Seen]) -> dict[str, float]:
-    """Weighted quantiles over the raw events of the whole group (lower nearest rank)."""
+def metric_quantiles(seen: Sequence[Seen], metric: str) -> dict[str, float]:
+    """Weighted quantiles of one metric over the raw events of the whole group (lower nearest rank)."""
     total = sum(w for w, _, _ in seen)
+    index = _FIELD_INDEX[metric]
+    ordered = sorted([(e[index], w) for w, _, e in seen])
+    out: dict[str, float] = {}
+    cum = i = 0
+    for suffix, permille in QUANTILES:
+        # smallest value whose cumulative weight reaches permille/1000 of the total, in integers
+        while cum * 1000 < permille * total:
+            cum += ordered[i][1]
+            i += 1
+        out[metric + suffix] = float32(float(ordered[i - 1][0]))
+    return out
+
+
+def quantiles(seen: Sequence[Seen]) -> dict[str, float]:
     out: dict[str, float] = {}
     for metric in METRICS:
-        ordered = sorted((getattr(e, metric), w) for w, _, e in seen)
-        cum = 0
-        i = 0
-        for suffix, permille in QUANTILES:
-            # smallest value whose cumulative weight reaches permille/1000 of the total, in integers
-            while cum * 1000 < permille * total:
-                cum += ordered[i][1]
-                i += 1
-            out[metric + suffix] = float32(float(ordered[i - 1][0]))
+        out.update(metric_quantiles(seen, metric))
     return out
+
+
+class LazyQuantiles(Mapping[str, float]):
+    """`quantiles { ... }` of a group, computing a metric only when one of its fields is read."""
+
+    def __init__(self, seen: Sequence[Seen]) -> None:
+        self._seen = seen
+        self._done: dict[str, float] = {}
+
+    def __getitem__(self, field: str) -> float:
+        if field not in self._done:
+            metric = field.rstrip("0123456789").removesuffix("P")
+            if metric not in METRICS:
+                raise KeyError(field)
+            self._done.update(metric_quantiles(self._seen, metric))
+        return self._done[field]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(QUANTILE_FIELDS)
+
+    def __len__(self) -> int:
+        return len(QUANTILE_FIELDS)
 
 
 def extremes(seen: Sequence[Seen], pick: str) -> dict[str, float]:

@@ -179,3 +179,35 @@ def time_bounds(spec: Mapping[str, Any]) -> tuple[float | None, float | None]:
         elif op == "leq":
             tighten(None, (last // step + 1) * step * scale)
     return lo, hi
+
+
+def split_range(spec: Mapping[str, Any]) -> tuple[float, float, dict[str, Any]]:
+    """Split off the AND-ed `<time>_geq/_gt/_lt/_leq` keys as an exact [lo, hi) on the event time.
+
+    Those keys are almost every filter's bulk; two comparisons per event instead of the general
+    predicate keep big pages fast. Returns (lo, hi, the rest of the filter).
+    """
+    lo, hi = -math.inf, math.inf
+    rest: dict[str, Any] = {}
+    for field, raw in spec.items():
+        name, op = split_key(field)
+        if raw is None:
+            continue
+        if name in TIME_DIMENSIONS and op in ("geq", "gt", "lt", "leq"):
+            key_lo, key_hi = time_bounds({field: raw})
+            lo, hi = (
+                max(lo, key_lo if key_lo is not None else lo),
+                min(hi, key_hi if key_hi is not None else hi),
+            )
+        elif field == "AND":
+            kept = []
+            for sub in raw:
+                sub_lo, sub_hi, sub_rest = split_range(sub)
+                lo, hi = max(lo, sub_lo), min(hi, sub_hi)
+                if sub_rest:
+                    kept.append(sub_rest)
+            if kept:
+                rest["AND"] = kept
+        else:
+            rest[field] = raw
+    return lo, hi, rest

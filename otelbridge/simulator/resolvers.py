@@ -25,7 +25,7 @@ from graphql import (
 from otelbridge.simulator import events as ev
 from otelbridge.simulator.auth import Credential
 from otelbridge.simulator.events import Seen
-from otelbridge.simulator.filters import DIMENSIONS, Key, compile_filter, time_bounds
+from otelbridge.simulator.filters import DIMENSIONS, Key, compile_filter, split_range, time_bounds
 from otelbridge.simulator.knobs import Knobs
 from otelbridge.simulator.traffic import Account, Traffic
 
@@ -59,8 +59,8 @@ class Row:
         return ev.sums(self.seen)
 
     @cached_property
-    def quantiles(self) -> dict[str, float]:
-        return ev.quantiles(self.seen)
+    def quantiles(self) -> ev.LazyQuantiles:
+        return ev.LazyQuantiles(self.seen)
 
     @cached_property
     def max(self) -> dict[str, float]:
@@ -137,11 +137,12 @@ def resolve_dataset(
             )
     dims = selected_dimensions(info)
     keyers = [DIMENSIONS[d].key for d in dims]
-    accept = compile_filter(account, filter)
+    start, end, rest = split_range(filter)
+    accept = compile_filter(account, rest) if rest else None
     groups: dict[tuple[Key, ...], list[Seen]] = {}
     for seen in ctx.traffic.visible(account.tag, math.floor(lo / 60), math.ceil(hi / 60), now):
         event = seen[2]
-        if accept(event):
+        if start <= event.minute * 60 + event.second < end and (accept is None or accept(event)):
             key = tuple(k(account, event) for k in keyers)
             groups.setdefault(key, []).append(seen)
     rows = [

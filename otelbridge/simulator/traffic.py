@@ -24,7 +24,7 @@ from otelbridge.simulator.knobs import Knobs
 
 Profile = Literal["busy", "idle", "erroring", "bursty"]
 
-COLOS = ("AMS", "FRA", "LHR", "CDG", "IAD", "SJC", "NRT", "SIN", "GRU", "SYD")
+COLOS = ("AMS", "FRA", "LHR", "CDG", "IAD", "SJC", "NRT", "SIN", "GRU", "SYD")  # exactly 10
 # Share of invocations per non-success status: (clientDisconnected, threw, exceeded, internal).
 _STATUS_MIX = {
     "normal": (0.01, 0.004, 0.002, 0.001),
@@ -200,17 +200,21 @@ class Traffic:
                 weights = [n // k] * k
                 weights[int(k * rand())] += n % k
                 cpu_median = script.cpu_us * _SLOWDOWN.get(status, 1.0)
+                io_median, body_median = script.io_us, script.body_bytes
+                subrequest_choices = script.max_subrequests + 1
+                stretch = 3 if status == "clientDisconnected" else 1
                 for weight in weights:
                     # one draw of 64 random bits feeds most per-event values; lognormals come from tables
                     b = bits64(64)
                     cpu = min(_U24, 1 + int(cpu_median * _LOGN_07[b & 1023]))
-                    wall = min(_U24, cpu + int(script.io_us * _LOGN_10[(b >> 10) & 1023]))
-                    if status == "clientDisconnected":
-                        wall = min(_U24, wall * 3)
+                    wall = min(_U24, (cpu + int(io_median * _LOGN_10[(b >> 10) & 1023])) * stretch)
                     # 128 MB of memory for `wall` µs, in units of 2**-16 GB*s
                     duration = max(1, round(wall * 0.125 * 65536 / 1e6)) / 65536
-                    request_duration = ev.float32((wall * 16 + ((b >> 48) & 0x7FFF)) / 16)
-                    body = min(_U24, int(script.body_bytes * _LOGN_08[(b >> 20) & 1023]))
+                    # sixteenths of a µs, cut to 24 significant bits so float32 holds the value exactly
+                    sixteenths = wall * 16 + ((b >> 48) & 0x7FFF)
+                    if sixteenths >> 24:
+                        cut = sixteenths.bit_length() - 24
+                        sixteenths = sixteenths >> cut << cut
                     interval = 1 << max(0, weight.bit_length() - 4)
                     out.append(
                         Event(
@@ -218,7 +222,7 @@ class Traffic:
                             status,
                             minute,
                             ((b >> 30) & 63) % 60,
-                            COLOS[((b >> 36) & 15) % len(COLOS)],
+                            COLOS[((b >> 36) & 15) % 10],
                             version,
                             weight,
                             interval * int(weight / interval + rand()),
@@ -227,30 +231,30 @@ class Traffic:
                             cpu,
                             wall,
                             duration,
-                            request_duration,
-                            body,
-                            ((b >> 40) & 255) % (script.max_subrequests + 1),
+                            sixteenths / 16,
+                            min(_U24, int(body_median * _LOGN_08[(b >> 20) & 1023])),
+                            ((b >> 40) & 255) % subrequest_choices,
                         )
                     )
         return out
 
-    def seen(self, event: Event, as_of_s: float) -> Seen | None:
-        """The event as a query at `as_of_s` (epoch seconds) sees it: (weight, interval, event)."""
-        arrival = (event.minute + 1) * 60 + event.lag * self.knobs.ingestion_delay
-        if arrival > as_of_s:
-            return None
-        if self.knobs.sampling:
-            return (event.sampled_weight, event.interval, event) if event.sampled_weight else None
-        return (event.weight, 1, event)
-
     def visible(self, account_tag: str, first_minute: int, end_minute: int, as_of_s: float) -> Iterator[Seen]:
-        """Visible events of minutes [first_minute, end_minute); a minute exists once it has ended."""
-        last = min(end_minute, math.floor(as_of_s / 60))  # minutes that have not ended have no data
+        """Events of minutes [first_minute, end_minute) as a query at `as_of_s` sees them.
+
+        A minute has data only once it has ended; with an ingestion delay its events arrive over
+        the following `ingestion_delay` seconds. Under sampling an event counts with its sampled weight.
+        """
+        delay, sampling = self.knobs.ingestion_delay, self.knobs.sampling
+        last = min(end_minute, math.floor(as_of_s / 60))
         for minute in range(first_minute, last):
-            for event in self.block(account_tag, minute):
-                s = self.seen(event, as_of_s)
-                if s is not None:
-                    yield s
+            events = self.block(account_tag, minute)
+            end = (minute + 1) * 60
+            if end + delay > as_of_s:  # still arriving: keep what has arrived
+                events = [e for e in events if end + e.lag * delay <= as_of_s]
+            if sampling:
+                yield from ((e.sampled_weight, e.interval, e) for e in events if e.sampled_weight)
+            else:
+                yield from ((e.weight, 1, e) for e in events)
 
     # --- ground truth -------------------------------------------------------------------
 
