@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import ctypes
+import ctypes.util
 import json
 import os
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.error
@@ -29,6 +32,7 @@ HOST = "127.0.0.1"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 COLLECTOR_CONFIG_DIR = REPO_ROOT / "collector-config"
 LOG_TAIL_LINES = 40
+PR_SET_PDEATHSIG = 1
 # Printed by every Collector once all pipelines have started.
 COLLECTOR_READY_LINE = "Everything is ready"
 
@@ -46,6 +50,13 @@ def port_open(port: int, host: str = HOST) -> bool:
     with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.2):
         return True
     return False
+
+
+def _die_with_parent() -> None:
+    """Runs in the child before exec: Linux ends it if the test process dies, even by SIGKILL."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
@@ -94,6 +105,7 @@ class _Process:
                 env=dict(env) if env is not None else None,
                 cwd=self.workdir,
                 start_new_session=True,
+                preexec_fn=_die_with_parent if sys.platform == "linux" else None,
             )
         _Process._live.add(self)
 
