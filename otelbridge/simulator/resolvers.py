@@ -3,22 +3,18 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from graphql import (
-    FieldNode,
-    FragmentSpreadNode,
     GraphQLError,
     GraphQLObjectType,
     GraphQLResolveInfo,
     GraphQLSchema,
-    InlineFragmentNode,
-    SelectionSetNode,
     build_schema,
 )
 
@@ -27,6 +23,7 @@ from otelbridge.simulator.auth import Credential
 from otelbridge.simulator.events import Seen
 from otelbridge.simulator.filters import DIMENSIONS, Key, compile_filter, split_range, time_bounds
 from otelbridge.simulator.knobs import Knobs
+from otelbridge.simulator.rows import fields, plan, render, splice
 from otelbridge.simulator.traffic import Account, Traffic
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "cloudflare" / "schema.graphql"
@@ -40,6 +37,14 @@ class RequestContext:
     knobs: Knobs
     credential: Credential
     now: datetime
+    fast_rows: bool = True  # render pages with rows.render instead of graphql-core's completion
+    pages: list[tuple[list[str | int], list[dict[str, Any]]]] = field(default_factory=list)
+
+    def finish(self, data: dict[str, Any]) -> dict[str, Any]:
+        """Put the pages rendered outside graphql-core into its result."""
+        for path, page in self.pages:
+            splice(data, path, page)
+        return data
 
 
 def cf_error(message: str, code: str) -> GraphQLError:
@@ -78,20 +83,11 @@ class Row:
 def selected_dimensions(info: GraphQLResolveInfo[RequestContext]) -> list[str]:
     """Dimension fields selected under `dimensions` (any alias, through fragments), in order."""
     found: dict[str, None] = {}
-
-    def fields(selection_set: SelectionSetNode | None) -> Iterable[FieldNode]:
-        for sel in selection_set.selections if selection_set else ():
-            if isinstance(sel, FieldNode):
-                yield sel
-            elif isinstance(sel, InlineFragmentNode):
-                yield from fields(sel.selection_set)
-            elif isinstance(sel, FragmentSpreadNode):
-                yield from fields(info.fragments[sel.name.value].selection_set)
-
+    variables = info.variable_values.coerced
     for node in info.field_nodes:
-        for field in fields(node.selection_set):
-            if field.name.value == "dimensions":
-                for dim in fields(field.selection_set):
+        for group in fields(node.selection_set, info.fragments, variables):
+            if group.name.value == "dimensions":
+                for dim in fields(group.selection_set, info.fragments, variables):
                     if dim.name.value in DIMENSIONS:
                         found[dim.name.value] = None
     return list(found)
@@ -152,7 +148,12 @@ def resolve_dataset(
     for spec in reversed(orderBy or []):
         stem, _, direction = spec.rpartition("_")
         rows.sort(key=_order_key(stem, dims), reverse=direction == "DESC")
-    return rows[: int(limit)]
+    rows = rows[: int(limit)]
+    if not ctx.fast_rows:
+        return rows
+    layout = plan(info.field_nodes, info.fragments, info.variable_values.coerced)
+    ctx.pages.append((info.path.as_list(), render(rows, layout, _ROW_TYPE)))
+    return []  # graphql-core completes an empty list; finish() splices the page in
 
 
 def _settings(knobs: Knobs, schema: GraphQLSchema) -> dict[str, Any]:

@@ -151,6 +151,7 @@ class Simulator:
         self.traffic.knobs = self.knobs  # visibility and sampling follow the same knobs
         self.credentials: list[Credential] = list(credentials or DEFAULT_CREDENTIALS)
         self.query_log: list[QueryLogEntry] = []
+        self.fast_rows = True  # False: let graphql-core complete every row (slow; same output)
         self.schema = load_schema()
         self.app = web.Application()
         self.app.router.add_post("/client/v4/graphql", self._graphql)
@@ -353,7 +354,7 @@ class Simulator:
             return self._respond(req, graphql_errors(invalid, now), 400, "bad_request", fault)
         if fault == "data_null":
             return fail(UNAVAILABLE_MESSAGE, "internal", outcome="data_null")
-        context = RequestContext(self.traffic, self.knobs, who, now)
+        context = RequestContext(self.traffic, self.knobs, who, now, self.fast_rows)
         result = execute(
             self.schema, document, None, context, req.variables, req.operation_name, is_awaitable=_never
         )
@@ -361,7 +362,9 @@ class Simulator:
         if result.errors:
             code = (result.errors[0].extensions or {}).get("code", "bad_request")
             return self._respond(req, graphql_errors(result.errors, now), 200, str(code), fault)
-        return self._respond(req, {"data": result.data, "errors": None}, 200, "ok", fault)
+        return self._respond(
+            req, {"data": context.finish(result.data or {}), "errors": None}, 200, "ok", fault
+        )
 
 
 class SimulatorThread:

@@ -254,3 +254,11 @@ def test_simulator_thread_serves_synchronous_code(traffic: Traffic) -> None:
         assert rows == [
             {"sum": {"requests": traffic.totals(traffic.accounts[0].tag, START, END, as_of=NOW)["requests"]}}
         ]
+
+
+async def test_clear_faults_drops_queued_one_shots(sim: Simulator, api: Api, account: str) -> None:
+    sim.fail_next("server_error", count=3)
+    sim.fail_next("budget", endpoint="accounts")
+    sim.clear_faults()
+    await api.execute(dataset_query(), **variables(account))
+    assert [e.outcome for e in sim.query_log] == ["ok"]

@@ -231,3 +231,39 @@ async def test_thousand_scripts_ten_minutes_under_a_second(clock: Any) -> None:
             timings.append(time.perf_counter() - started)
             assert len(rows) > 1000
     assert min(timings) < 1.0, timings
+
+
+async def test_fast_row_rendering_equals_graphql_core(sim: Simulator, api: Api, account: str) -> None:
+    query = """
+    fragment Q on AccountWorkersInvocationsAdaptiveQuantiles { cpuTimeP50 p99: wallTimeP99 __typename }
+    query R($account: string!, $start: Time!, $end: Time!, $no: Boolean = false) {
+      viewer { accounts(filter: {accountTag: $account}) {
+        a: workersInvocationsAdaptive(filter: {datetime_geq: $start, datetime_lt: $end}, limit: 50,
+                                      orderBy: [sum_wallTime_DESC]) {
+          __typename
+          dimensions { scriptName s: status }
+          sum { requests } sum { errors n: requests }
+          quantiles { ...Q }
+          ... on AccountWorkersInvocationsAdaptive {
+            max { cpuTime } min { duration @skip(if: true) wallTime }
+          }
+          avg @include(if: $no) { sampleInterval }
+        }
+        b: workersInvocationsAdaptive(filter: {datetime_geq: $start, datetime_lt: $end}, limit: 3) {
+          dimensions { datetimeFiveMinutes } sum { duration }
+        }
+      } }
+    }"""
+    v = {"account": account, "start": rfc3339(START), "end": rfc3339(END)}
+    fast = await api.execute(query, **v)
+    sim.fast_rows = False
+    slow = await api.execute(query, **v)
+    assert fast == slow and len(fast["viewer"]["accounts"][0]["a"]) > 10
+    assert list(fast["viewer"]["accounts"][0]["a"][0]) == [
+        "__typename",
+        "dimensions",
+        "sum",
+        "quantiles",
+        "max",
+        "min",
+    ]
