@@ -10,11 +10,22 @@ import os
 import socket
 import uuid
 from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
+from opentelemetry.context import Context
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
-from opentelemetry.sdk.metrics import MeterProvider, ObservableCounter, ObservableGauge
+from opentelemetry.sdk.metrics import (
+    AlwaysOffExemplarFilter,
+    Exemplar,
+    ExemplarReservoir,
+    MeterProvider,
+    ObservableCounter,
+    ObservableGauge,
+)
 from opentelemetry.sdk.metrics.export import MetricReader
+from opentelemetry.sdk.metrics.view import View
 from opentelemetry.sdk.resources import OTELResourceDetector, Resource
+from opentelemetry.util.types import Attributes
 
 from otelbridge import __version__
 from otelbridge.catalogue import Catalogue
@@ -68,9 +79,40 @@ def register_instruments(meter: Meter, catalogue: Catalogue, current: Callable[[
         create(m.name, [_callback(current, m.name)], m.unit, m.description)
 
 
+class _NoExemplars(ExemplarReservoir):
+    """Observations made in a callback carry no trace context, so there is never an exemplar to keep.
+
+    The SDK's default reservoir still costs two locks and a dict per series per reader, and a
+    sorted walk per series on every collection: a fifth of the collection time and a sizeable
+    share of the memory at 10^5 series. One stateless instance serves every series.
+    """
+
+    def offer(self, value: float, time_unix_nano: int, attributes: Attributes, context: Context) -> None:
+        return None
+
+    def collect(self, point_attributes: Attributes) -> list[Exemplar]:
+        return []
+
+
+_NO_EXEMPLARS = _NoExemplars()
+
+
+def _no_exemplar_reservoir(*args: Any, **kwargs: Any) -> ExemplarReservoir:
+    return _NO_EXEMPLARS
+
+
+def _no_exemplars(aggregation_type: type) -> Callable[..., ExemplarReservoir]:
+    return _no_exemplar_reservoir
+
+
 def meter_provider(
     readers: Sequence[MetricReader], catalogue: Catalogue, current: Callable[[], Snapshot], res: Resource
 ) -> MeterProvider:
-    provider = MeterProvider(metric_readers=list(readers), resource=res)
+    provider = MeterProvider(
+        metric_readers=list(readers),
+        resource=res,
+        views=[View(instrument_name="*", exemplar_reservoir_factory=_no_exemplars)],
+        exemplar_filter=AlwaysOffExemplarFilter(),
+    )
     register_instruments(provider.get_meter(SCOPE, __version__), catalogue, current)
     return provider
