@@ -1,0 +1,1 @@
+"""Benchmark of otelbridge against the simulated Cloudflare API: `python -m bench.run`."""

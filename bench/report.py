@@ -1,0 +1,107 @@
+"""The results as Markdown tables, with the targets they are held against."""
+
+from __future__ import annotations
+
+from typing import Any
+
+Results = list[tuple[str, dict[str, Any], dict[str, Any]]]
+
+
+def _ratio(ours: float, base: float) -> str:
+    return f"{ours / base:.3f}" if base else "n/a"
+
+
+def _scrape_rows(results: Results) -> list[str]:
+    lines = [
+        "| series | accounts x scripts | render per poll | /metrics p50 / p99 (gzip) | identity p50 / p99 "
+        "| baseline p50 / p99 | p99 ratio | during a poll p50 / p99 | loop lag in poll | values equal |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, _, r in results:
+        if name != "scrapes":
+            continue
+        o, i, b, d = r["ours"], r["ours_identity"], r["baseline"], r["during_poll"]
+        lines.append(
+            f"| {r['series']:,} | {r['accounts']} x {r['scripts'] // r['accounts']} | {r['render_s']} s "
+            f"| {o['p50_ms']} / {o['p99_ms']} ms | {i['p50_ms']} / {i['p99_ms']} ms "
+            f"| {b['p50_ms']} / {b['p99_ms']} ms (n={b['n']}) | {_ratio(o['p99_ms'], b['p99_ms'])} "
+            f"| {d['p50_ms']} / {d['p99_ms']} ms (n={d['n']}) | {r['loop_lag_during_poll_ms']} ms "
+            f"| {'yes' if r['values_equal'] else 'NO'} |"
+        )
+    return lines
+
+
+def _concurrent_rows(results: Results) -> list[str]:
+    lines = []
+    for name, _, r in results:
+        c = r.get("concurrent") if name == "scrapes" else None
+        if c:
+            lines.append(
+                f"| {r['series']:,} | {c['scrapers']} | {c['n']} | {c['p50_ms']} / {c['p99_ms']} / "
+                f"{c['max_ms']} ms | {c['failures']} | {c['loop_lag_ms']} ms |"
+            )
+    head = [
+        "| series | scrapers | scrapes | p50 / p99 / max | failures | loop lag |",
+        "|---|---|---|---|---|---|",
+    ]
+    return head + lines if lines else []
+
+
+def _load_rows(results: Results) -> list[str]:
+    lines = [
+        "| series | poll alone | poll with OTLP export | OTLP export | MB per export "
+        "| scrape p99 in poll | scrape p99 in poll + export | loop lag max | peak RSS |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, _, r in results:
+        if name == "load":
+            lines.append(
+                f"| {r['series']:,} | {r['poll_alone_s']} s | {r['poll_with_export_s']} s "
+                f"| {r['export_s']} s "
+                f"| {r['otlp_mb_per_export']} | {r['scrapes_during_poll']['p99_ms']} ms "
+                f"| {r['scrapes_during_poll_and_export']['p99_ms']} ms | {r['loop_lag_ms']} ms "
+                f"| {r['peak_rss_mb']} MB |"
+            )
+    return lines
+
+
+def _other_rows(results: Results) -> list[str]:
+    lines = []
+    for name, _, r in results:
+        if name == "cpu_hour":
+            lines += [
+                "| scripts | series | simulated minutes | CPU s per simulated hour "
+                "| render per poll | loop lag |",
+                "|---|---|---|---|---|---|",
+                f"| {r['scripts']:,} | {r['series']:,} | {r['minutes']} | {r['cpu_s_per_hour']} "
+                f"| {r['render_s_per_poll']} s | {r['loop_lag_ms']} ms |",
+                "",
+            ]
+        if name == "requests":
+            lines += [
+                "| accounts | GraphQL requests per cycle | per account (min-max) |",
+                "|---|---|---|",
+            ]
+            for row in r["rows"]:
+                lines.append(
+                    f"| {row['accounts']} | {row['per_cycle']:g} "
+                    f"| {row['per_account_min']:g}-{row['per_account_max']:g} |"
+                )
+    return lines
+
+
+def markdown(info: dict[str, Any], results: Results) -> str:
+    head = (
+        f"Machine: {info['cores']} cores, {info['machine']}, Python {info['python']}, "
+        f"opentelemetry-sdk {info['opentelemetry-sdk']}, exporter-prometheus "
+        f"{info['opentelemetry-exporter-prometheus']}, prometheus-client {info['prometheus-client']}; "
+        f"load average {info['load_avg_start']} at start, {info['load_avg_end']} at end."
+    )
+    sections = [
+        ("Scrape latency of /metrics against a raw prometheus_client collector", _scrape_rows(results)),
+        ("Concurrent scrapers (a poll cycle runs meanwhile)", _concurrent_rows(results)),
+        ("OTLP export, polling and memory", _load_rows(results)),
+        ("CPU and GraphQL requests", _other_rows(results)),
+    ]
+    parts = [head] + [f"### {title}\n\n" + "\n".join(rows) for title, rows in sections if rows]
+    return "\n\n".join(parts)
