@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import ctypes
-import ctypes.util
 import json
 import os
 import shutil
@@ -32,7 +30,6 @@ HOST = "127.0.0.1"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 COLLECTOR_CONFIG_DIR = REPO_ROOT / "collector-config"
 LOG_TAIL_LINES = 40
-PR_SET_PDEATHSIG = 1
 # Printed by every Collector once all pipelines have started.
 COLLECTOR_READY_LINE = "Everything is ready"
 
@@ -52,11 +49,16 @@ def port_open(port: int, host: str = HOST) -> bool:
     return False
 
 
-def _die_with_parent() -> None:
-    """Runs in the child before exec: Linux ends it if the test process dies, even by SIGKILL."""
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+def _die_with_parent(argv: Sequence[str]) -> list[str]:
+    """Prefix argv so Linux ends the child if the test process dies, even by SIGKILL.
+
+    setpriv sets the death signal after fork, in C: Python code between fork and exec
+    (preexec_fn) deadlocks once gRPC's fork handlers or other threads are about.
+    """
+    setpriv = shutil.which("setpriv")
+    if sys.platform != "linux" or setpriv is None:
+        return list(argv)
+    return [setpriv, "--pdeathsig", "KILL", "--", *argv]
 
 
 def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
@@ -98,14 +100,13 @@ class _Process:
             # A new session makes the child a process-group leader: killpg then reaches any
             # grandchildren, and Ctrl-C in the terminal does not race our own shutdown.
             self.proc = subprocess.Popen(
-                list(argv),
+                _die_with_parent(argv),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=dict(env) if env is not None else None,
                 cwd=self.workdir,
                 start_new_session=True,
-                preexec_fn=_die_with_parent if sys.platform == "linux" else None,
             )
         _Process._live.add(self)
 
