@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from collections import Counter
 from datetime import timedelta
 
@@ -43,7 +44,6 @@ class Bridge:
         catalogue: Catalogue | None = None,
         retry: RetryPolicy | None = None,
         sleep: Sleep = asyncio.sleep,
-        otlp_interval: timedelta | None = None,
         instance_id: str | None = None,
         extra_readers: tuple[MetricReader, ...] = (),
     ) -> None:
@@ -69,10 +69,13 @@ class Bridge:
         readers: list[MetricReader] = [self.page.reader, *extra_readers]
         self.otlp_reader: PeriodicExportingMetricReader | None = None
         exporter = otlp_exporter(config)
+        self._otlp_task: asyncio.Task[None] | None = None
+        self._otlp_pending = False
         if exporter is not None:
-            interval = otlp_interval.total_seconds() * 1000 if otlp_interval else None
+            # No timer: the data changes once per poll, so OTLP is exported right after each poll
+            # (see _refresh_outputs), never competing with the page render for the SDK's lock.
             self.otlp_reader = PeriodicExportingMetricReader(
-                exporter, export_interval_millis=interval, cardinality_limits=limits
+                exporter, export_interval_millis=math.inf, cardinality_limits=limits
             )
             readers.append(self.otlp_reader)
         self.provider: MeterProvider = telemetry.meter_provider(
@@ -163,8 +166,31 @@ class Bridge:
         self.publish()
         if self.store is not None:
             await asyncio.to_thread(self.store.save, {a: s.ledger for a, s in self.accounts.items()})
-        await asyncio.to_thread(self.page.render)
+        await self._refresh_outputs()
         return behind
+
+    async def _refresh_outputs(self) -> None:
+        """Render the /metrics page (awaited), then export OTLP in the background: a slow or absent
+        Collector must not hold up polling. Exports never overlap; a poll that lands during one
+        makes exactly one more follow it, so the newest data is always sent."""
+        await asyncio.to_thread(self.page.render)
+        if self.otlp_reader is None:
+            return
+        self._otlp_pending = True
+        if self._otlp_task is None or self._otlp_task.done():
+            self._otlp_task = asyncio.create_task(self._export_while_pending())
+
+    async def _export_while_pending(self) -> None:
+        while self._otlp_pending:
+            self._otlp_pending = False
+            await asyncio.to_thread(self._export_otlp)
+
+    def _export_otlp(self) -> None:
+        assert self.otlp_reader is not None
+        try:
+            self.otlp_reader.collect()
+        except Exception:  # the exporter logs its own failures; this is only a guard
+            log.exception("OTLP export failed")
 
     def publish(self) -> None:
         self._snapshot = snapshot.build(
@@ -217,6 +243,8 @@ class Bridge:
                 await asyncio.wait_for(stop.wait(), timeout=pause or 0.001)
 
     async def close(self) -> None:
+        if self._otlp_task is not None:
+            await asyncio.gather(self._otlp_task, return_exceptions=True)
         if self._client is not None:
             await self._client.__aexit__(None, None, None)
             self._client = None

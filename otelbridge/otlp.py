@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import os
 
-from opentelemetry.sdk.metrics.export import MetricExporter
+from opentelemetry.sdk.metrics import (
+    Counter,
+    Histogram,
+    ObservableCounter,
+    ObservableGauge,
+    ObservableUpDownCounter,
+    UpDownCounter,
+)
+from opentelemetry.sdk.metrics.export import AggregationTemporality, MetricExporter
 
 from otelbridge.config import Config
 
@@ -21,6 +29,21 @@ def protocol() -> str:
     ).strip()
 
 
+# Always cumulative, whatever OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE says: a dropped
+# cumulative batch heals with the next export, a dropped delta is lost for good.
+CUMULATIVE = {
+    kind: AggregationTemporality.CUMULATIVE
+    for kind in (
+        Counter,
+        UpDownCounter,
+        Histogram,
+        ObservableCounter,
+        ObservableUpDownCounter,
+        ObservableGauge,
+    )
+}
+
+
 def otlp_exporter(config: Config) -> MetricExporter | None:
     """None when no OTLP endpoint is configured. Headers, TLS, compression and timeout come from
     the exporter's own reading of OTEL_EXPORTER_OTLP_*; only the endpoint may come from the file."""
@@ -31,9 +54,13 @@ def otlp_exporter(config: Config) -> MetricExporter | None:
     if protocol() == "grpc":
         from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter as Grpc
 
-        return Grpc(endpoint=explicit, insecure=explicit.startswith("http://") or None)
+        return Grpc(
+            endpoint=explicit,
+            insecure=explicit.startswith("http://") or None,
+            preferred_temporality=CUMULATIVE,  # type: ignore[arg-type]
+        )
     from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter as Http
 
     if not os.environ.get("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"):
         explicit = explicit.rstrip("/") + "/v1/metrics"
-    return Http(endpoint=explicit)
+    return Http(endpoint=explicit, preferred_temporality=CUMULATIVE)  # type: ignore[arg-type]
