@@ -6,7 +6,8 @@ import asyncio
 import resource
 import sys
 import time
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -15,6 +16,7 @@ from bench.world import LagProbe, Scrapes, ms, quantile, scrape_loop
 from otelbridge import server
 
 Result = dict[str, Any]
+T = TypeVar("T")
 
 
 def peak_rss_mb() -> float:
@@ -99,54 +101,89 @@ async def scrapes(series: int, n: int, baseline_n: int, concurrent: int) -> Resu
             await runner.cleanup()
 
 
-async def _export(served: world.Served) -> float:
-    reader = served.bridge.otlp_reader
-    assert reader is not None
-    started = time.perf_counter()
-    await asyncio.to_thread(reader.force_flush, 60_000)
-    return time.perf_counter() - started
+async def _scraping(url: str, work: Awaitable[T]) -> tuple[T, Scrapes, float]:
+    """Await `work` while one scraper scrapes back to back and a probe records the loop's worst lag."""
+    done = asyncio.Event()
+    scraper = asyncio.create_task(scrape_loop(url, until=done))
+    probe = LagProbe().start()
+    try:
+        result = await work
+    finally:
+        done.set()
+        lag = await probe.stop()
+        scraped = await scraper
+    return result, scraped, lag
 
 
 async def load(series: int, cycles: int) -> Result:
-    """Polls with and without a concurrent OTLP export, scrapes all along; peak RSS of the process."""
+    """Polls with OTLP off and on, the export each OTLP poll starts in the background, and scrapes
+    and the loop's worst lag during each; then a poll landing while an export runs. Peak RSS.
+
+    "Off" is the same bridge with its OTLP reader detached for that poll (no export starts), so
+    both kinds of poll see the same data, process and machine load; they alternate. After an
+    OTLP poll the bench waits for its export before the next poll, as a 60 s poll interval does.
+    """
     accounts, scripts = world.shape(series)
     async with (
         world.otlp_receiver() as receiver,
         world.simulator(accounts, scripts) as sim,
         world.served_bridge(sim, otlp_endpoint=receiver.url) as served,
     ):
-        alone: list[float] = []
-        with_export: list[float] = []
+        bridge, url = served.bridge, served.url
+        reader = bridge.otlp_reader
+        assert reader is not None
+        off: list[float] = []
+        on: list[float] = []
         exports: list[float] = []
-        quiet, busy = Scrapes(), Scrapes()
-        worst_lag = 0.0
+        in_off, in_on, in_export = Scrapes(), Scrapes(), Scrapes()
+        lag_poll = lag_export = 0.0
+        count, size = receiver.exports, receiver.bytes
         for _ in range(cycles):
-            poll, scraped, lag = await _during_cycle(served)
-            alone.append(poll)
-            quiet.add(scraped)
-            exports.append(await _export(served))
-            export_task = asyncio.create_task(_export(served))
-            poll, scraped, lag2 = await _during_cycle(served)
-            exports.append(await export_task)
-            with_export.append(poll)
-            busy.add(scraped)
-            worst_lag = max(worst_lag, lag, lag2)
+            bridge.otlp_reader = None
+            try:
+                poll, scraped, lag = await _scraping(url, served.cycle())
+            finally:
+                bridge.otlp_reader = reader
+            off.append(poll)
+            in_off.add(scraped)
+            poll, scraped, lag2 = await _scraping(url, served.cycle())
+            on.append(poll)
+            in_on.add(scraped)
+            lag_poll = max(lag_poll, lag, lag2)
+            export, scraped, lag = await _scraping(url, served.exported())
+            exports.append(export)
+            in_export.add(scraped)
+            lag_export = max(lag_export, lag)
+        count, size = receiver.exports - count, receiver.bytes - size
+        # Catching up, the bridge polls without pause: the next poll lands while the export runs
+        # (its fetch shares the GIL with the export's collection, its render waits for the SDK's
+        # lock), and exactly one more export follows the running one.
+        before = receiver.exports
+        await served.cycle()
+        landing = await served.cycle()
+        await served.exported()
         return {
-            "series": served.bridge.current().series,
-            "poll_alone_s": round(max(alone), 3),
-            "poll_with_export_s": round(max(with_export), 3),
+            "series": bridge.current().series,
+            "poll_otlp_off_s": round(max(off), 3),
+            "poll_otlp_on_s": round(max(on), 3),
             "export_s": round(max(exports), 3),
-            "otlp_exports": receiver.exports,
-            "otlp_mb_per_export": round(receiver.bytes / max(1, receiver.exports) / 1e6, 2),
-            "scrapes_during_poll": latency(quiet),
-            "scrapes_during_poll_and_export": latency(busy),
-            "loop_lag_ms": ms(worst_lag),
+            "otlp_polls": cycles,
+            "otlp_exports": count,
+            "otlp_mb_per_export": round(size / max(1, count) / 1e6, 2),
+            "scrapes_during_poll_otlp_off": latency(in_off),
+            "scrapes_during_poll_otlp_on": latency(in_on),
+            "scrapes_during_export": latency(in_export),
+            "loop_lag_poll_ms": ms(lag_poll),
+            "loop_lag_export_ms": ms(lag_export),
+            "poll_landing_in_export_s": round(landing, 3),
+            "exports_after_landing": receiver.exports - before,
             "peak_rss_mb": peak_rss_mb(),
         }
 
 
 async def cpu_hour(scripts: int, minutes: int) -> Result:
-    """CPU of the bridge process over simulated minutes: a poll each, 4 scrapes, one OTLP export."""
+    """CPU of the bridge process over simulated minutes: a poll each, then 4 scrapes while the OTLP
+    export that poll started runs in the background, then the end of that export."""
     accounts = max(1, scripts // world.SCRIPTS_PER_ACCOUNT)
     per = scripts // accounts
     async with (
@@ -161,7 +198,7 @@ async def cpu_hour(scripts: int, minutes: int) -> Result:
             await served.cycle()
             renders += served.bridge.page.page.render_seconds
             await scrape_loop(served.url, count=4)
-            await _export(served)
+            await served.exported()
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
         return {
             "scripts": accounts * per,

@@ -47,19 +47,27 @@ def _concurrent_rows(results: Results) -> list[str]:
     return head + lines if lines else []
 
 
+def _p50_p99(r: dict[str, Any]) -> str:
+    return f"{r['p50_ms']} / {r['p99_ms']} ms"
+
+
 def _load_rows(results: Results) -> list[str]:
     lines = [
-        "| series | poll alone | poll with OTLP export | OTLP export | MB per export "
-        "| scrape p99 in poll | scrape p99 in poll + export | loop lag max | peak RSS |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| series | poll, OTLP off / on | background export | exports / OTLP polls | MB per export "
+        "| scrape p50 / p99 in poll, OTLP off | in poll, OTLP on | during the export "
+        "| loop lag in poll / export | poll landing in an export (exports after) | peak RSS |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, _, r in results:
         if name == "load":
             lines.append(
-                f"| {r['series']:,} | {r['poll_alone_s']} s | {r['poll_with_export_s']} s "
-                f"| {r['export_s']} s "
-                f"| {r['otlp_mb_per_export']} | {r['scrapes_during_poll']['p99_ms']} ms "
-                f"| {r['scrapes_during_poll_and_export']['p99_ms']} ms | {r['loop_lag_ms']} ms "
+                f"| {r['series']:,} | {r['poll_otlp_off_s']} / {r['poll_otlp_on_s']} s "
+                f"| {r['export_s']} s | {r['otlp_exports']} / {r['otlp_polls']} "
+                f"| {r['otlp_mb_per_export']} | {_p50_p99(r['scrapes_during_poll_otlp_off'])} "
+                f"| {_p50_p99(r['scrapes_during_poll_otlp_on'])} "
+                f"| {_p50_p99(r['scrapes_during_export'])} (n={r['scrapes_during_export']['n']}) "
+                f"| {r['loop_lag_poll_ms']} / {r['loop_lag_export_ms']} ms "
+                f"| {r['poll_landing_in_export_s']} s ({r['exports_after_landing']}) "
                 f"| {r['peak_rss_mb']} MB |"
             )
     return lines

@@ -168,6 +168,17 @@ class Served:
         await self.bridge.poll_once()
         return time.perf_counter() - started
 
+    async def exported(self) -> float:
+        """Wait for the OTLP export the last poll started in the background (if any); returns the
+        seconds waited. A bridge with OTLP on exports after every poll: measurements call this
+        between cycles, so one cycle's export does not run into the next cycle's poll."""
+        task = self.bridge._otlp_task
+        if task is None or task.done():
+            return 0.0
+        started = time.perf_counter()
+        await task
+        return time.perf_counter() - started
+
 
 @asynccontextmanager
 async def served_bridge(
@@ -179,7 +190,6 @@ async def served_bridge(
         sim.clock,
         retry=RetryPolicy(attempts=3, backoff=0.0),
         sleep=_no_sleep,
-        otlp_interval=timedelta(hours=24),  # exports are triggered by the bench, as the schedule says
         instance_id="bench",
     )
     await bridge.start()
@@ -188,7 +198,9 @@ async def served_bridge(
     try:
         await bridge.poll_once()
         for _ in range(warm_cycles - 1):
+            await served.exported()
             await served.cycle()
+        await served.exported()
         yield served
     finally:
         await runner.cleanup()

@@ -43,11 +43,19 @@ async def test_one_graphql_request_per_account_per_steady_cycle() -> None:
         assert row["per_cycle"] == row["accounts"]
 
 
-async def test_otlp_export_reaches_the_receiver_and_memory_is_reported() -> None:
-    result = await measure.load(series=200, cycles=1)
-    assert result["otlp_exports"] == 2 and result["otlp_mb_per_export"] > 0
-    assert result["scrapes_during_poll_and_export"]["failures"] == 0
+async def test_every_otlp_poll_exports_once_in_the_background_and_memory_is_reported() -> None:
+    result = await measure.load(series=200, cycles=2)
+    assert result["otlp_polls"] == 2
+    assert result["otlp_exports"] == result["otlp_polls"], "one export per poll with OTLP on, none off"
+    assert result["otlp_mb_per_export"] > 0
+    # Two polls back to back make two exports, whether the second lands during the first's export
+    # (one more export follows the running one) or after it.
+    assert result["exports_after_landing"] == 2
+    for key in ("scrapes_during_poll_otlp_off", "scrapes_during_poll_otlp_on", "scrapes_during_export"):
+        assert result[key]["n"] > 0 and result[key]["failures"] == 0
     assert result["peak_rss_mb"] > 0
+    text = report.markdown({**run_info(), "load_avg_end": [0.0]}, [("load", {}, result)])
+    assert f"| {result['series']:,} |" in text
 
 
 def _fresh_sdk_render(bridge: Bridge) -> bytes:
