@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import random
 from collections import Counter
 from datetime import timedelta
 
@@ -63,6 +64,7 @@ class Bridge:
         self._poller: AccountPoller | None = None
         self._saved: dict[str, AccountLedger] = {}
         self.discovery_error = ""
+        self._jitter = random.Random()
 
         limits = telemetry.cardinality_limits(config.max_series)
         self.page = MetricsPage(limits)
@@ -108,7 +110,6 @@ class Bridge:
         await self._client.__aenter__()
         self._poller = AccountPoller(
             self._client,
-            self.budget,
             self._timing,
             self.config.poll_interval,
             self.outcomes,
@@ -134,7 +135,12 @@ class Bridge:
                 log.info(
                     "account %s: resuming from saved state, counted up to %s", tag, ledger.counted.isoformat()
                 )
-            self.accounts[tag] = AccountState(tag, ledger)
+            budget = (
+                RateBudget(self.config.rate_limit, self.clock)
+                if self.config.account_based_rate_limit
+                else None
+            )
+            self.accounts[tag] = AccountState(tag, ledger, budget or self.budget)
 
     async def _discover(self) -> None:
         """List the credential's accounts over REST; on failure, try again next cycle."""
@@ -153,13 +159,18 @@ class Bridge:
         log.info("discovered %d account(s): %s", len(found), ", ".join(a.id for a in found) or "none")
         self._add_accounts(tuple(a.id for a in found))
 
-    async def poll_once(self) -> bool:
-        """Poll every due account once, then publish. Returns True when an account is catching up."""
+    async def poll_once(self, spread: float = 0.0) -> bool:
+        """Poll every due account once, then publish. Returns True when an account is catching up.
+
+        `spread`: up to this many seconds of random pause between accounts, so that many accounts
+        (and many otelbridge instances) do not hit the API in one burst."""
         assert self._poller is not None, "start() first"
         behind = False
         if not self.accounts and not self.config.accounts:
             await self._discover()
-        for state in self.accounts.values():
+        for i, state in enumerate(self.accounts.values()):
+            if i and spread:
+                await self._sleep(self._jitter.uniform(0, spread))
             now = self.clock.now()
             if self._poller.due(state, now):
                 behind |= await self._poller.poll(state, now)
@@ -198,10 +209,15 @@ class Bridge:
             self.quantiles,
             {a: s.ledger for a, s in self.accounts.items()},
             {a: snapshot.AccountHealth(s.up, s.poll_seconds, s.quantiles) for a, s in self.accounts.items()},
-            snapshot.Health(dict(self.outcomes), self.budget.used),
+            snapshot.Health(dict(self.outcomes), self.rate_limit_used()),
             self.clock.now(),
             self.config.max_series,
         )
+
+    def rate_limit_used(self) -> int:
+        """Queries spent in the current window, over every budget in use."""
+        budgets = {id(s.budget): s.budget for s in self.accounts.values()} or {id(self.budget): self.budget}
+        return sum(b.used for b in budgets.values())
 
     def status(self) -> dict[str, object]:
         """What /status and `otelbridge check` show: no secrets, only where counting stands."""
@@ -221,7 +237,7 @@ class Bridge:
                 for tag, s in self.accounts.items()
             },
             "api_requests": dict(self.outcomes),
-            "rate_limit_used": self.budget.used,
+            "rate_limit_used": self.rate_limit_used(),
             "series": self._snapshot.series,
             "series_dropped": self._snapshot.dropped,
             "page_render_seconds": round(self.page.page.render_seconds, 4),
@@ -233,8 +249,9 @@ class Bridge:
         loop = asyncio.get_running_loop()
         while not stop.is_set():
             started = loop.time()
+            spread = min(2.0, interval / (4 * max(1, len(self.accounts))))
             try:
-                behind = await self.poll_once()
+                behind = await self.poll_once(spread)
             except Exception:  # a bug must not stop the bridge; the next cycle starts from the ledger
                 log.exception("poll cycle failed unexpectedly")
                 behind = False

@@ -43,6 +43,7 @@ class RetryPolicy:
 class AccountState:
     account: str
     ledger: AccountLedger
+    budget: RateBudget  # the credential's, or the account's own with account-based rate limits
     limits: DatasetLimits | None = None
     quantiles: dict[str, QuantileRow] = field(default_factory=dict)
     up: bool = False
@@ -56,7 +57,6 @@ class AccountPoller:
     def __init__(
         self,
         client: CloudflareClient,
-        budget: RateBudget,
         timing: Callable[[DatasetLimits], windows.Timing],
         poll_interval: timedelta,
         outcomes: Counter[str],
@@ -64,7 +64,6 @@ class AccountPoller:
         sleep: Sleep = asyncio.sleep,
     ) -> None:
         self._client = client
-        self._budget = budget
         self._timing = timing
         self._interval = poll_interval
         self.outcomes = outcomes
@@ -107,7 +106,7 @@ class AccountPoller:
 
     async def _cycle(self, state: AccountState, now: datetime) -> bool:
         if state.limits is None:
-            state.limits = await self._call(lambda: self._client.settings(state.account))
+            state.limits = await self._call(state.budget, lambda: self._client.settings(state.account))
             if not state.limits.enabled:
                 raise errors.NotAuthorized("workersInvocationsAdaptive is not enabled for this account")
         limits = state.limits
@@ -118,8 +117,10 @@ class AccountPoller:
             if not rng.empty:
                 requests.append(AliasRequest(alias, Shape.SUMS, rng.start, rng.end))
         answer = await self._call(
-            lambda: self._client.workers(state.account, tuple(requests), limits.max_page_size)
+            state.budget, lambda: self._client.workers(state.account, tuple(requests), limits.max_page_size)
         )
+        for _ in range(answer.requests - 1):  # full pages were followed with extra requests
+            state.budget.spend()
         if not plan.skipped.empty:
             log.error(
                 "account %s: %d minute(s) from %s could not be counted: Cloudflare keeps only %s of data",
@@ -132,19 +133,19 @@ class AccountPoller:
         state.quantiles = answer.quantiles.get("quantiles", {})
         return plan.behind
 
-    async def _call(self, call: Callable[[], Awaitable[T]]) -> T:
+    async def _call(self, budget: RateBudget, call: Callable[[], Awaitable[T]]) -> T:
         attempt = 0
         while True:
-            wait = self._budget.wait()
+            wait = budget.wait()
             if wait > 0:
                 self.outcomes["deferred"] += 1
                 raise errors.RateLimited(f"query budget spent; next query allowed in {wait:.0f}s")
-            self._budget.spend()
+            budget.spend()
             try:
                 result = await call()
             except errors.RateLimited:
                 self.outcomes[errors.RateLimited.outcome] += 1
-                self._budget.depleted()
+                budget.depleted()
                 raise
             except errors.CloudflareError as exc:
                 self.outcomes[exc.outcome] += 1

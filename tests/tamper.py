@@ -30,6 +30,7 @@ class TamperProxy:
         self.upstream = upstream.rstrip("/")
         self.rewrite: Rewrite | None = None  # applied to Workers answers only
         self.raw_text: str | None = None  # sent instead of the re-encoded JSON (e.g. with NaN)
+        self.headers_seen: list[dict[str, str]] = []  # request headers, for tests of what was sent
         self._runner: web.AppRunner | None = None
         self.port = 0
 
@@ -52,6 +53,7 @@ class TamperProxy:
 
     async def _forward(self, request: web.Request) -> web.StreamResponse:
         headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")}
+        self.headers_seen.append(dict(request.headers))
         url = f"{self.upstream}/{request.match_info['tail']}"
         async with (
             aiohttp.ClientSession() as session,
