@@ -312,3 +312,33 @@ async def test_account_without_access_is_down_and_others_keep_going(
     assert sum(up(bridge).values()) == 3
     assert bridge.outcomes["authz"] >= 1
     assert "NotAuthorized" in bridge.accounts[foreign].last_error
+
+
+async def test_script_name_with_quotes_backslashes_and_newlines_is_exported_intact(
+    sim: Simulator,
+    clock: ManualClock,
+    proxy: TamperProxy,
+    make_config: Callable[..., Config],
+    make_bridge: Callable[..., Bridge],
+) -> None:
+    odd = 'we"ird\\name\nwith {braces}, commas= and ünïcode'
+    bridge = make_bridge(make_config(api_url=proxy.base_url, lookback=timedelta(0)))
+
+    def rename(body: Any) -> Any:
+        node = workers_node(body)
+        assert node is not None
+        for alias in ("open", "settling", "quantiles"):
+            for row in node.get(alias) or []:
+                if row["dimensions"]["scriptName"] == "api-gateway":
+                    row["dimensions"]["scriptName"] = odd
+        return body
+
+    proxy.rewrite = rename
+    await bridge.start()
+    clock.advance(120)
+    await bridge.poll_once()
+    exported = parse_prometheus(bridge.page.page.body.decode())
+    names = {dict(labels).get("faas_name") for _, labels in exported}
+    assert odd in names
+    ledger_names = {script for s in bridge.accounts.values() for script, _ in s.ledger.totals}
+    assert odd in ledger_names
