@@ -193,3 +193,27 @@ def _first_start(log: Path) -> datetime:
         if ": counting from " in line:
             return datetime.fromisoformat(line.split(": counting from ")[1].split(" ")[0])
     raise AssertionError("no 'counting from' line in the log")
+
+
+def test_demo_serves_metrics_within_seconds(tmp_path: Path) -> None:
+    """The README's first command ends in `otelbridge demo`: it must serve Workers metrics quickly."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL", "CLOUDFLARE_"))}
+    started = time.monotonic()
+    demo = Proc(["demo", "--port", str(port)], env, tmp_path / "demo.log")
+    try:
+        body = wait_for(
+            lambda: (
+                "cloudflare_workers_requests_total{" in (text := get(f"http://127.0.0.1:{port}/metrics"))
+                and text
+            ),
+            timeout=20,
+        )
+        elapsed = time.monotonic() - started
+        families = parse_prometheus(body)
+        assert len(families) > 100
+        assert elapsed < 20
+    finally:
+        demo.stop()
+    log = (tmp_path / "demo.log").read_text()
+    assert f"metrics: http://127.0.0.1:{port}/metrics" in log
