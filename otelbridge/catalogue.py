@@ -20,22 +20,15 @@ QUANTILE = "quantile"
 
 
 @dataclass(frozen=True)
-class Counter:
+class SourcedMetric:
+    """A metric read from one Cloudflare field: a counter from `sum { field }`, or a quantile gauge
+    from `quantiles { fieldP50 ... }`."""
+
     name: str
-    field: str  # name under `sum { }`
+    field: str
     unit: str
     description: str
-    divisor: int = 1
-    api_unit: str = ""
-
-
-@dataclass(frozen=True)
-class QuantileGauge:
-    name: str
-    field: str  # stem under `quantiles { }`: cpuTime -> cpuTimeP99
-    unit: str
-    description: str
-    divisor: int = 1
+    divisor: int = 1  # API unit -> exported unit, e.g. 1000000 for microseconds -> seconds
     api_unit: str = ""
 
 
@@ -60,14 +53,14 @@ class SelfMetric:
 class Catalogue:
     dataset: str
     attributes: dict[str, str]
-    counters: tuple[Counter, ...]
-    quantile_gauges: tuple[QuantileGauge, ...]
+    counters: tuple[SourcedMetric, ...]
+    quantile_gauges: tuple[SourcedMetric, ...]
     average_gauges: tuple[AverageGauge, ...]
     available_quantiles: dict[str, str]  # "0.99" -> "P99"
     default_quantiles: tuple[str, ...]
     self_metrics: tuple[SelfMetric, ...]
 
-    def quantile_field(self, gauge: QuantileGauge, quantile: str) -> str:
+    def quantile_field(self, gauge: SourcedMetric, quantile: str) -> str:
         return gauge.field + self.available_quantiles[quantile]
 
     def self_metric(self, name: str) -> SelfMetric:
@@ -91,8 +84,8 @@ def parse(text: str) -> Catalogue:
     catalogue = Catalogue(
         dataset=raw["dataset"],
         attributes=dict(raw["attributes"]),
-        counters=_records(Counter, raw["counters"]),
-        quantile_gauges=_records(QuantileGauge, raw["quantile_gauges"]),
+        counters=_records(SourcedMetric, raw["counters"]),
+        quantile_gauges=_records(SourcedMetric, raw["quantile_gauges"]),
         average_gauges=_records(AverageGauge, raw["average_gauges"]),
         available_quantiles={str(k): str(v) for k, v in raw["available_quantiles"].items()},
         default_quantiles=tuple(str(q) for q in raw["default_quantiles"]),
