@@ -136,7 +136,7 @@ async def load(series: int, cycles: int) -> Result:
         on: list[float] = []
         exports: list[float] = []
         in_off, in_on, in_export = Scrapes(), Scrapes(), Scrapes()
-        lag_poll = lag_export = 0.0
+        lag_off = lag_on = lag_export = 0.0
         count, size = receiver.exports, receiver.bytes
         for _ in range(cycles):
             bridge.otlp_reader = None
@@ -149,7 +149,7 @@ async def load(series: int, cycles: int) -> Result:
             poll, scraped, lag2 = await _scraping(url, served.cycle())
             on.append(poll)
             in_on.add(scraped)
-            lag_poll = max(lag_poll, lag, lag2)
+            lag_off, lag_on = max(lag_off, lag), max(lag_on, lag2)
             export, scraped, lag = await _scraping(url, served.exported())
             exports.append(export)
             in_export.add(scraped)
@@ -173,7 +173,8 @@ async def load(series: int, cycles: int) -> Result:
             "scrapes_during_poll_otlp_off": latency(in_off),
             "scrapes_during_poll_otlp_on": latency(in_on),
             "scrapes_during_export": latency(in_export),
-            "loop_lag_poll_ms": ms(lag_poll),
+            "loop_lag_poll_otlp_off_ms": ms(lag_off),
+            "loop_lag_poll_otlp_on_ms": ms(lag_on),
             "loop_lag_export_ms": ms(lag_export),
             "poll_landing_in_export_s": round(landing, 3),
             "exports_after_landing": receiver.exports - before,

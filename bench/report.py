@@ -55,7 +55,8 @@ def _load_rows(results: Results) -> list[str]:
     lines = [
         "| series | poll, OTLP off / on | background export | exports / OTLP polls | MB per export "
         "| scrape p50 / p99 in poll, OTLP off | in poll, OTLP on | during the export "
-        "| loop lag in poll / export | poll landing in an export (exports after) | peak RSS |",
+        "| loop lag in poll, OTLP off / on / during the export "
+        "| poll landing in an export (exports after) | peak RSS |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, _, r in results:
@@ -66,7 +67,8 @@ def _load_rows(results: Results) -> list[str]:
                 f"| {r['otlp_mb_per_export']} | {_p50_p99(r['scrapes_during_poll_otlp_off'])} "
                 f"| {_p50_p99(r['scrapes_during_poll_otlp_on'])} "
                 f"| {_p50_p99(r['scrapes_during_export'])} (n={r['scrapes_during_export']['n']}) "
-                f"| {r['loop_lag_poll_ms']} / {r['loop_lag_export_ms']} ms "
+                f"| {r['loop_lag_poll_otlp_off_ms']} / {r['loop_lag_poll_otlp_on_ms']} "
+                f"/ {r['loop_lag_export_ms']} ms "
                 f"| {r['poll_landing_in_export_s']} s ({r['exports_after_landing']}) "
                 f"| {r['peak_rss_mb']} MB |"
             )
