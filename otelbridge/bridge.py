@@ -18,7 +18,7 @@ from datetime import timedelta
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
 
-from otelbridge import snapshot, telemetry, windows
+from otelbridge import gcpause, snapshot, telemetry, windows
 from otelbridge.catalogue import Catalogue
 from otelbridge.catalogue import load as load_catalogue
 from otelbridge.clock import Clock, SystemClock
@@ -199,7 +199,8 @@ class Bridge:
     def _export_otlp(self) -> None:
         assert self.otlp_reader is not None
         try:
-            self.otlp_reader.collect()
+            with gcpause.paused():
+                self.otlp_reader.collect()
         except Exception:  # the exporter logs its own failures; this is only a guard
             log.exception("OTLP export failed")
 

@@ -7,17 +7,16 @@ is exactly what PrometheusMetricReader renders; nothing is re-implemented.
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import gzip
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+
+from otelbridge import gcpause
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
@@ -28,24 +27,6 @@ class Page:
     gzipped: bytes
     rendered_at: float  # time.time() of the render
     render_seconds: float
-
-
-@contextlib.contextmanager
-def _no_cyclic_gc() -> Iterator[None]:
-    """Hold off the cyclic garbage collector while a render runs.
-
-    A render builds millions of short-lived objects that stay alive for the whole render, so they
-    get promoted and trigger full collections in the middle of it: at 10^5 series, four per render
-    and up to 0.36 s each, with the GIL held, so the event loop and every scrape stopped too. What a
-    render leaves behind is acyclic and freed by reference counting; the collector resumes after.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 class MetricsPage:
@@ -64,7 +45,7 @@ class MetricsPage:
 
     def render(self) -> Page:
         """Collect through the SDK and keep the text; call from a worker thread."""
-        with self._lock, _no_cyclic_gc():
+        with self._lock, gcpause.paused():
             started = time.perf_counter()
             body = generate_latest(self.registry)
             # Level 1: scrapes of 10^5 series compress ~10x at a fraction of level 9's cost.
