@@ -30,6 +30,14 @@ async def proxy(sim: Simulator) -> AsyncIterator[TamperProxy]:
     await p.stop()
 
 
+@pytest.fixture
+def proxied(
+    proxy: TamperProxy, make_config: Callable[..., Config], make_bridge: Callable[..., Bridge]
+) -> Bridge:
+    """A bridge that talks to the simulated API through the tampering proxy."""
+    return make_bridge(make_config(api_url=proxy.base_url))
+
+
 def counters(bridge: Bridge) -> dict[Any, float]:
     return {
         k: v for k, v in parse_prometheus(bridge.page.page.body.decode()).items() if k[0].endswith("_total")
@@ -140,14 +148,9 @@ async def _recovers_exactly(bridge: Bridge, sim: Simulator, clock: ManualClock, 
 
 @pytest.mark.parametrize("case", sorted(SPOILERS))
 async def test_spoiled_answer_is_refused_and_recovered(
-    case: str,
-    sim: Simulator,
-    clock: ManualClock,
-    proxy: TamperProxy,
-    make_config: Callable[..., Config],
-    make_bridge: Callable[..., Bridge],
+    case: str, sim: Simulator, clock: ManualClock, proxy: TamperProxy, proxied: Bridge
 ) -> None:
-    bridge = make_bridge(make_config(api_url=proxy.base_url))
+    bridge = proxied
     start = floor_minute(clock.now() - bridge.config.lookback)
     before = await _good_then(bridge, clock)
     proxy.rewrite = SPOILERS[case]
@@ -160,13 +163,9 @@ async def test_spoiled_answer_is_refused_and_recovered(
 
 
 async def test_nan_in_an_answer_is_refused(
-    sim: Simulator,
-    clock: ManualClock,
-    proxy: TamperProxy,
-    make_config: Callable[..., Config],
-    make_bridge: Callable[..., Bridge],
+    sim: Simulator, clock: ManualClock, proxy: TamperProxy, proxied: Bridge
 ) -> None:
-    bridge = make_bridge(make_config(api_url=proxy.base_url))
+    bridge = proxied
     start = floor_minute(clock.now() - bridge.config.lookback)
     before = await _good_then(bridge, clock)
 
@@ -186,13 +185,9 @@ async def test_nan_in_an_answer_is_refused(
 
 
 async def test_unknown_extra_fields_are_ignored(
-    sim: Simulator,
-    clock: ManualClock,
-    proxy: TamperProxy,
-    make_config: Callable[..., Config],
-    make_bridge: Callable[..., Bridge],
+    sim: Simulator, clock: ManualClock, proxy: TamperProxy, proxied: Bridge
 ) -> None:
-    bridge = make_bridge(make_config(api_url=proxy.base_url))
+    bridge = proxied
     start = floor_minute(clock.now() - bridge.config.lookback)
     await _good_then(bridge, clock)
 
