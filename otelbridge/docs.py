@@ -20,6 +20,11 @@ def _labels(*attributes: str) -> str:
     return ", ".join(f"`{a.replace('.', '_')}`" for a in attributes)
 
 
+def _row(name: str, unit: str, counter: bool, source: str, labels: str, description: str) -> str:
+    exported = prometheus_name(name, unit, counter)
+    return f"| `{name}` | `{exported}` | `{unit}` | `{source}` | {labels} | {description} |"
+
+
 def metrics_markdown(catalogue: Catalogue) -> str:
     lines = [
         "# Metrics",
@@ -35,10 +40,7 @@ def metrics_markdown(catalogue: Catalogue) -> str:
     ]
     for c in catalogue.counters:
         field = f"sum.{c.field}" + (f" ({c.api_unit})" if c.api_unit else "")
-        lines.append(
-            f"| `{c.name}` | `{prometheus_name(c.name, c.unit, True)}` | `{c.unit}` | `{field}` | "
-            f"{_labels(ACCOUNT, SCRIPT, STATUS)} | {c.description} |"
-        )
+        lines.append(_row(c.name, c.unit, True, field, _labels(ACCOUNT, SCRIPT, STATUS), c.description))
     lines += [
         "",
         "## Quantile gauges (over the most recent settled quantile window, per script)",
@@ -48,15 +50,9 @@ def metrics_markdown(catalogue: Catalogue) -> str:
     ]
     for g in catalogue.quantile_gauges:
         field = f"quantiles.{g.field}P25 … P999" + (f" ({g.api_unit})" if g.api_unit else "")
-        lines.append(
-            f"| `{g.name}` | `{prometheus_name(g.name, g.unit, False)}` | `{g.unit}` | `{field}` | "
-            f"{_labels(ACCOUNT, SCRIPT, QUANTILE)} | {g.description} |"
-        )
+        lines.append(_row(g.name, g.unit, False, field, _labels(ACCOUNT, SCRIPT, QUANTILE), g.description))
     for a in catalogue.average_gauges:
-        lines.append(
-            f"| `{a.name}` | `{prometheus_name(a.name, a.unit, False)}` | `{a.unit}` | `avg.{a.field}` | "
-            f"{_labels(ACCOUNT, SCRIPT)} | {a.description} |"
-        )
+        lines.append(_row(a.name, a.unit, False, f"avg.{a.field}", _labels(ACCOUNT, SCRIPT), a.description))
     lines += [
         "",
         f"Quantiles offered: {', '.join(catalogue.available_quantiles)}; exported by default: "
