@@ -119,7 +119,7 @@ async def load(series: int, cycles: int) -> Result:
     """Polls with OTLP off and on, the export each OTLP poll starts in the background, and scrapes
     and the loop's worst lag during each; then a poll landing while an export runs. Peak RSS.
 
-    "Off" is the same bridge with its OTLP reader detached for that poll (no export starts), so
+    "Off" is the same bridge with its OTLP exporter detached for that poll (no export starts), so
     both kinds of poll see the same data, process and machine load; they alternate. After an
     OTLP poll the bench waits for its export before the next poll, as a 60 s poll interval does.
     """
@@ -130,8 +130,8 @@ async def load(series: int, cycles: int) -> Result:
         world.served_bridge(sim, otlp_endpoint=receiver.url) as served,
     ):
         bridge, url = served.bridge, served.url
-        reader = bridge.otlp_reader
-        assert reader is not None
+        exporter = bridge.otlp_exporter
+        assert exporter is not None
         off: list[float] = []
         on: list[float] = []
         exports: list[float] = []
@@ -139,11 +139,11 @@ async def load(series: int, cycles: int) -> Result:
         lag_off = lag_on = lag_export = 0.0
         count, size = receiver.exports, receiver.bytes
         for _ in range(cycles):
-            bridge.otlp_reader = None
+            bridge.otlp_exporter = None
             try:
                 poll, scraped, lag = await _scraping(url, served.cycle())
             finally:
-                bridge.otlp_reader = reader
+                bridge.otlp_exporter = exporter
             off.append(poll)
             in_off.add(scraped)
             poll, scraped, lag2 = await _scraping(url, served.cycle())

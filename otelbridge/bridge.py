@@ -10,13 +10,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import random
 from collections import Counter
 from datetime import timedelta
 
 from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
+from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult, MetricReader
 
 from otelbridge import gcpause, snapshot, telemetry, windows
 from otelbridge.catalogue import Catalogue
@@ -54,6 +53,7 @@ class Bridge:
         self.quantiles = config.quantile_set
         self.fields = tuple(c.field for c in self.catalogue.counters)
         self.outcomes: Counter[str] = Counter()
+        self.outcomes_otlp: Counter[str] = Counter()  # OTLP exports by result: success, failure
         self.budget = RateBudget(config.rate_limit, self.clock)
         self.accounts: dict[str, AccountState] = {}
         self.store = StateStore(config.state_dir, config.api_url) if config.state_dir else None
@@ -67,19 +67,12 @@ class Bridge:
         self._jitter = random.Random()
 
         limits = telemetry.cardinality_limits(config.max_series)
-        self.page = MetricsPage(limits)
+        # OTLP sends what the page render collected (see exposition): one SDK reader, two outputs.
+        self.otlp_exporter: MetricExporter | None = otlp_exporter(config)
+        self.page = MetricsPage(limits, keep_data=self.otlp_exporter is not None)
         readers: list[MetricReader] = [self.page.reader, *extra_readers]
-        self.otlp_reader: PeriodicExportingMetricReader | None = None
-        exporter = otlp_exporter(config)
         self._otlp_task: asyncio.Task[None] | None = None
         self._otlp_pending = False
-        if exporter is not None:
-            # No timer: the data changes once per poll, so OTLP is exported right after each poll
-            # (see _refresh_outputs), never competing with the page render for the SDK's lock.
-            self.otlp_reader = PeriodicExportingMetricReader(
-                exporter, export_interval_millis=math.inf, cardinality_limits=limits
-            )
-            readers.append(self.otlp_reader)
         self.provider: MeterProvider = telemetry.meter_provider(
             readers, self.catalogue, self.current, telemetry.resource(instance_id)
         )
@@ -185,7 +178,7 @@ class Bridge:
         Collector must not hold up polling. Exports never overlap; a poll that lands during one
         makes exactly one more follow it, so the newest data is always sent."""
         await asyncio.to_thread(self.page.render)
-        if self.otlp_reader is None:
+        if self.otlp_exporter is None:
             return
         self._otlp_pending = True
         if self._otlp_task is None or self._otlp_task.done():
@@ -197,12 +190,16 @@ class Bridge:
             await asyncio.to_thread(self._export_otlp)
 
     def _export_otlp(self) -> None:
-        assert self.otlp_reader is not None
+        data, exporter = self.page.take_data(), self.otlp_exporter
+        if data is None or exporter is None:
+            return
         try:
             with gcpause.paused():
-                self.otlp_reader.collect()
+                result = exporter.export(data)
         except Exception:  # the exporter logs its own failures; this is only a guard
             log.exception("OTLP export failed")
+            result = MetricExportResult.FAILURE
+        self.outcomes_otlp[result.name.lower()] += 1
 
     def publish(self) -> None:
         self._snapshot = snapshot.build(
@@ -210,7 +207,7 @@ class Bridge:
             self.quantiles,
             {a: s.ledger for a, s in self.accounts.items()},
             {a: snapshot.AccountHealth(s.up, s.poll_seconds, s.quantiles) for a, s in self.accounts.items()},
-            snapshot.Health(dict(self.outcomes), self.rate_limit_used()),
+            snapshot.Health(dict(self.outcomes), self.rate_limit_used(), dict(self.outcomes_otlp)),
             self.clock.now(),
             self.config.max_series,
         )
@@ -239,6 +236,7 @@ class Bridge:
             },
             "api_requests": dict(self.outcomes),
             "rate_limit_used": self.rate_limit_used(),
+            "otlp_exports": dict(self.outcomes_otlp),
             "series": self._snapshot.series,
             "series_dropped": self._snapshot.dropped,
             "page_render_seconds": round(self.page.page.render_seconds, 4),
@@ -267,3 +265,5 @@ class Bridge:
             await self._client.__aexit__(None, None, None)
             self._client = None
         await asyncio.to_thread(self.provider.shutdown)
+        if self.otlp_exporter is not None:
+            await asyncio.to_thread(self.otlp_exporter.shutdown)

@@ -32,6 +32,7 @@ class Health:
 
     api_requests: Mapping[str, int] = field(default_factory=dict)  # outcome -> count
     rate_limit_used: int = 0
+    otlp_exports: Mapping[str, int] = field(default_factory=dict)  # result -> count
 
 
 class Snapshot:
@@ -164,6 +165,8 @@ def build(
         put("otelbridge.counter.corrections", ledger.corrections, attrs)
     for outcome, count in sorted(process.api_requests.items()):
         put("otelbridge.api.requests", count, {"outcome": outcome})
+    for result, count in sorted(process.otlp_exports.items()):
+        put("otelbridge.otlp.exports", count, {"result": result})
     put("otelbridge.ratelimit.used", process.rate_limit_used)
     put("otelbridge.series", workers_series)
     put("otelbridge.series.dropped", dropped)
