@@ -96,7 +96,7 @@ class AccountPoller:
         cycles = 1 if exc.retryable else min(2 ** (state.failures - 1), self._policy.max_backoff_cycles)
         state.next_attempt = now + self._interval * cycles if cycles > 1 else None
         if isinstance(exc, errors.RateLimited):
-            state.next_attempt = now + timedelta(minutes=5)
+            state.next_attempt = now + timedelta(seconds=exc.retry_after)
         log.warning(
             "account %s: poll failed (%s); keeping the last good data, next try %s",
             state.account,
@@ -139,7 +139,7 @@ class AccountPoller:
             wait = budget.wait()
             if wait > 0:
                 self.outcomes["deferred"] += 1
-                raise errors.RateLimited(f"query budget spent; next query allowed in {wait:.0f}s")
+                raise errors.RateLimited(f"query budget spent; next query allowed in {wait:.0f}s", wait)
             budget.spend()
             try:
                 result = await call()

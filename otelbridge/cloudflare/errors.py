@@ -35,6 +35,10 @@ class RateLimited(CloudflareError):
     outcome = "rate_limited"
     retryable = True
 
+    def __init__(self, message: str, retry_after: float = 300.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after  # seconds; Cloudflare says "try again after 5 minutes"
+
 
 class AuthenticationFailed(CloudflareError):
     """The credential itself was refused (REST-envelope codes 10000, 9109, 6003, 6111)."""
