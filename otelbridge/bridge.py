@@ -1,8 +1,9 @@
 """The bridge: accounts, pollers, ledgers, the snapshot, and both export paths, put together.
 
 Cloudflare ──poll──► ledgers ──build──► Snapshot ──swap──► instrument callbacks
-                                                            ├─► Prometheus page (rendered per poll)
-                                                            └─► OTLP periodic exporter
+                                                            └─► one SDK collection per poll
+                                                                 ├─► Prometheus page (bytes)
+                                                                 └─► OTLP exporter (background)
 """
 
 from __future__ import annotations
@@ -91,7 +92,7 @@ class Bridge:
         )
 
     async def start(self) -> None:
-        """Connect, find the accounts and restore saved state. Raises CloudflareError on failure."""
+        """Connect, find the accounts and restore saved state. A failed discovery is retried each cycle."""
         self._client = CloudflareClient(
             self.config.api_url,
             self.config.credentials,

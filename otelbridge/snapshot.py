@@ -60,7 +60,7 @@ class Snapshot:
     @property
     def points(self) -> Mapping[str, tuple[Observation, ...]]:
         if self._workers is not None:
-            with self._lock:  # the Prometheus render and the OTLP export may both arrive first
+            with self._lock:  # with several readers, any may arrive first
                 if self._workers is not None:
                     self._points = {**self._workers(), **self._points}
                     self._workers = None
