@@ -31,6 +31,10 @@ class SourcedMetric:
     divisor: int = 1  # API unit -> exported unit, e.g. 1000000 for microseconds -> seconds
     api_unit: str = ""
 
+    def exported(self, value: float) -> float:
+        """The API's value in the exported unit: one correctly rounded division (ints stay ints)."""
+        return value / self.divisor if self.divisor != 1 else value
+
 
 @dataclass(frozen=True)
 class AverageGauge:

@@ -106,7 +106,7 @@ def _workers_points(
         for (script, status), vector in sorted(totals.items()):
             attrs = {ACCOUNT: account, SCRIPT: script, STATUS: status}
             for counter, value in zip(catalogue.counters, vector, strict=True):
-                out.add(counter.name, value / counter.divisor if counter.divisor != 1 else value, attrs)
+                out.add(counter.name, counter.exported(value), attrs)
         for script in sorted(by_script):
             row = by_script[script]
             base = {ACCOUNT: account, SCRIPT: script}
@@ -115,7 +115,7 @@ def _workers_points(
             for gauge in catalogue.quantile_gauges:
                 for q in quantiles:
                     raw = row.values[catalogue.quantile_field(gauge, q)]
-                    out.add(gauge.name, raw / gauge.divisor if gauge.divisor != 1 else raw, per_quantile[q])
+                    out.add(gauge.name, gauge.exported(raw), per_quantile[q])
             for avg in catalogue.average_gauges:
                 out.add(avg.name, row.averages[avg.field], base)
     return {name: tuple(obs) for name, obs in out.points.items()}
