@@ -20,7 +20,6 @@ from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult,
 
 from otelbridge import gcpause, snapshot, telemetry, windows
 from otelbridge.catalogue import Catalogue
-from otelbridge.catalogue import load as load_catalogue
 from otelbridge.clock import Clock, SystemClock
 from otelbridge.cloudflare.client import CloudflareClient, DatasetLimits
 from otelbridge.cloudflare.errors import CloudflareError
@@ -50,7 +49,7 @@ class Bridge:
     ) -> None:
         self.config = config
         self.clock = clock or SystemClock()
-        self.catalogue = catalogue or load_catalogue()
+        self.catalogue = config.catalogue(catalogue)  # profile and per-metric choices applied
         self.quantiles = config.quantile_set
         self.fields = tuple(c.field for c in self.catalogue.counters)
         self.outcomes: Counter[str] = Counter()

@@ -6,7 +6,8 @@ selection and the generated metric docs all read it, so a new metric is one YAML
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from functools import cache
 from importlib import resources
 from typing import Any, Literal
@@ -17,6 +18,8 @@ ACCOUNT = "cloud.account.id"
 SCRIPT = "faas.name"
 STATUS = "cloudflare.workers.status"
 QUANTILE = "quantile"
+BREAKDOWN = (STATUS,)  # counter attributes beyond account and script, each optional per counter
+PROFILES = ("lean", "full")
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,8 @@ class SourcedMetric:
     description: str
     divisor: int = 1  # API unit -> exported unit, e.g. 1000000 for microseconds -> seconds
     api_unit: str = ""
+    enabled: bool = True  # exported by default (profile lean); every counter is counted either way
+    attributes: tuple[str, ...] = BREAKDOWN  # breakdown attributes exported (counters only)
 
     def exported(self, value: float) -> float:
         """The API's value in the exported unit: one correctly rounded division (ints stay ints)."""
@@ -42,6 +47,15 @@ class AverageGauge:
     field: str  # name under `avg { }`
     unit: str
     description: str
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
+class MetricChoice:
+    """A user's override of one metric's defaults: None keeps the catalogue's (or profile's) choice."""
+
+    enabled: bool | None = None
+    attributes: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -64,6 +78,47 @@ class Catalogue:
     default_quantiles: tuple[str, ...]
     self_metrics: tuple[SelfMetric, ...]
 
+    @property
+    def exported_counters(self) -> tuple[tuple[int, SourcedMetric], ...]:
+        """Enabled counters with their position in the ledger's vector (which holds every counter)."""
+        return tuple((i, c) for i, c in enumerate(self.counters) if c.enabled)
+
+    @property
+    def metric_names(self) -> tuple[str, ...]:
+        sourced = (*self.counters, *self.quantile_gauges)
+        return tuple(m.name for m in sourced) + tuple(a.name for a in self.average_gauges)
+
+    def select(self, profile: str = "lean", choices: Mapping[str, MetricChoice] | None = None) -> Catalogue:
+        """The catalogue as configured: `full` turns every metric and attribute on, then `choices`
+        override single metrics. Counters all stay (the ledger counts every field); only their
+        `enabled` flag changes. Gauges that are off are left out, so they are not even queried."""
+        choices = choices or {}
+        unknown = set(choices) - set(self.metric_names)
+        if unknown:
+            raise KeyError(sorted(unknown)[0])
+
+        def resolve(metric: Any) -> Any:
+            choice = choices.get(metric.name, MetricChoice())
+            full = profile == "full"
+            changes: dict[str, Any] = {
+                "enabled": choice.enabled
+                if choice.enabled is not None
+                else (True if full else metric.enabled)
+            }
+            if isinstance(metric, SourcedMetric):
+                chosen = (
+                    choice.attributes
+                    if choice.attributes is not None
+                    else (BREAKDOWN if full else metric.attributes)
+                )
+                changes["attributes"] = tuple(a for a in BREAKDOWN if a in chosen)
+            return replace(metric, **changes)
+
+        counters = tuple(resolve(c) for c in self.counters)
+        gauges = tuple(g for g in (resolve(g) for g in self.quantile_gauges) if g.enabled)
+        averages = tuple(a for a in (resolve(a) for a in self.average_gauges) if a.enabled)
+        return replace(self, counters=counters, quantile_gauges=gauges, average_gauges=averages)
+
     def quantile_field(self, gauge: SourcedMetric, quantile: str) -> str:
         return gauge.field + self.available_quantiles[quantile]
 
@@ -79,6 +134,9 @@ def _records(cls: type[Any], entries: list[dict[str, Any]]) -> tuple[Any, ...]:
     for entry in entries:
         if "attributes" in entry:
             entry = {**entry, "attributes": tuple(entry["attributes"])}
+            unknown = set(entry["attributes"]) - set(BREAKDOWN) if cls is SourcedMetric else set()
+            if unknown:
+                raise ValueError(f"{entry['name']}: unknown attributes {sorted(unknown)}")
         out.append(cls(**entry))
     return tuple(out)
 

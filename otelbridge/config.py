@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from otelbridge.catalogue import BREAKDOWN, PROFILES, Catalogue, MetricChoice
 from otelbridge.catalogue import load as load_catalogue
 from otelbridge.cloudflare.credentials import Credentials, Secret
 
@@ -52,10 +53,16 @@ class Config:
     state_dir: Path | None = field(default_factory=default_state_dir)  # None: do not persist
     otlp_endpoint: str | None = None
     log_level: str = "INFO"
+    profile: str = "lean"  # lean: the catalogue's defaults; full: every metric and attribute
+    metrics: tuple[tuple[str, MetricChoice], ...] = ()  # per-metric overrides, by OTel name
 
     @property
     def quantile_set(self) -> tuple[str, ...]:
         return self.quantiles or load_catalogue().default_quantiles
+
+    def catalogue(self, base: Catalogue | None = None) -> Catalogue:
+        """The catalogue with this configuration's profile and per-metric choices applied."""
+        return (base or load_catalogue()).select(self.profile, dict(self.metrics))
 
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
@@ -154,6 +161,39 @@ def _log_level(key: str, value: Any) -> str:
     return text
 
 
+def _profile(key: str, value: Any) -> str:
+    text = _text(key, value).lower()
+    if text not in PROFILES:
+        raise ConfigError(f"{key}: expected {' or '.join(PROFILES)}, got {value!r}")
+    return text
+
+
+def _metrics(key: str, value: Any) -> tuple[tuple[str, MetricChoice], ...]:
+    """`metrics: {cloudflare.workers.subrequests: {enabled: true, attributes: [...]}}`."""
+    if not isinstance(value, dict):
+        raise ConfigError(f"{key}: expected a mapping of metric names to settings")
+    known = load_catalogue().metric_names
+    out = []
+    for name, settings in value.items():
+        where = f"{key}.{name}"
+        if name not in known:
+            raise ConfigError(f"{where}: unknown metric (known: {', '.join(known)})")
+        if not isinstance(settings, dict) or set(settings) - {"enabled", "attributes"}:
+            raise ConfigError(f"{where}: expected a mapping with `enabled` and/or `attributes`")
+        enabled = _bool(f"{where}.enabled", settings["enabled"]) if "enabled" in settings else None
+        attributes = None
+        if "attributes" in settings:
+            attributes = _list(f"{where}.attributes", settings["attributes"] or [])
+            for attribute in attributes:
+                if attribute not in BREAKDOWN:
+                    raise ConfigError(
+                        f"{where}.attributes: {attribute!r} is not optional here "
+                        f"(choose from {', '.join(BREAKDOWN)})"
+                    )
+        out.append((str(name), MetricChoice(enabled, attributes)))
+    return tuple(out)
+
+
 Parser = Callable[[str, Any], Any]
 
 # key -> (parser, environment variable). The YAML file uses the key; the environment wins.
@@ -179,6 +219,8 @@ KEYS: dict[str, tuple[Parser, str]] = {
     "state_dir": (_state_dir, "OTELBRIDGE_STATE_DIR"),
     "otlp_endpoint": (_url, "OTEL_EXPORTER_OTLP_ENDPOINT"),
     "log_level": (_log_level, "OTELBRIDGE_LOG_LEVEL"),
+    "profile": (_profile, "OTELBRIDGE_PROFILE"),
+    "metrics": (_metrics, ""),  # nested settings: YAML only
 }
 
 
@@ -209,7 +251,7 @@ def load(path: Path | None = None, environ: Mapping[str, str] | None = None) -> 
             raise ConfigError(f"{key}: unknown configuration key (known keys: {known})")
     values: dict[str, Any] = {}
     for key, (parse, variable) in KEYS.items():
-        if variable in env and (env[variable].strip() or key == "state_dir"):
+        if variable and variable in env and (env[variable].strip() or key == "state_dir"):
             values[key] = parse(variable, env[variable])
         elif key in raw and raw[key] is not None:
             values[key] = parse(key, raw[key])

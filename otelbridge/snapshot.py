@@ -7,6 +7,7 @@ conversion and series capping happens here, once per cycle, not once per collect
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -97,16 +98,41 @@ class _Rows:
     quantiles: Mapping[str, QuantileRow]
 
 
+def _exact_sum(values: list[float]) -> float:
+    """Integers add exactly; floats are summed correctly rounded, whatever their order."""
+    return sum(values) if all(isinstance(v, int) for v in values) else math.fsum(values)
+
+
+def per_script(totals: Mapping[SeriesKey, Vector], indices: tuple[int, ...]) -> dict[str, Vector]:
+    """Totals summed over the status breakdown, for counters exported without it."""
+    groups: dict[str, list[Vector]] = {}
+    for (script, _status), vector in totals.items():
+        groups.setdefault(script, []).append(vector)
+    return {
+        script: tuple(_exact_sum([v[i] for v in vectors]) for i in indices)
+        for script, vectors in groups.items()
+    }
+
+
 def _workers_points(
     catalogue: Catalogue, quantiles: tuple[str, ...], rows: Mapping[str, _Rows], max_series: int
 ) -> dict[str, tuple[Observation, ...]]:
     out = _Capped(max_series)
+    by_status = tuple((i, c) for i, c in catalogue.exported_counters if STATUS in c.attributes)
+    by_script_only = tuple((i, c) for i, c in catalogue.exported_counters if STATUS not in c.attributes)
     for account in sorted(rows):
         totals, by_script = rows[account].totals, rows[account].quantiles
-        for (script, status), vector in sorted(totals.items()):
-            attrs = {ACCOUNT: account, SCRIPT: script, STATUS: status}
-            for counter, value in zip(catalogue.counters, vector, strict=True):
-                out.add(counter.name, counter.exported(value), attrs)
+        if by_status:
+            for (script, status), vector in sorted(totals.items()):
+                attrs = {ACCOUNT: account, SCRIPT: script, STATUS: status}
+                for i, counter in by_status:
+                    out.add(counter.name, counter.exported(vector[i]), attrs)
+        if by_script_only:
+            summed = per_script(totals, tuple(i for i, _ in by_script_only))
+            for script, values in sorted(summed.items()):
+                attrs = {ACCOUNT: account, SCRIPT: script}
+                for (_, counter), value in zip(by_script_only, values, strict=True):
+                    out.add(counter.name, counter.exported(value), attrs)
         for script in sorted(by_script):
             row = by_script[script]
             base = {ACCOUNT: account, SCRIPT: script}
@@ -126,8 +152,9 @@ def _count(
 ) -> tuple[int, int]:
     """(series kept, series dropped), as _workers_points will cap them, without building them."""
     keys = sum(len(r.totals) for r in rows.values())
+    counted_scripts = sum(len({script for script, _ in r.totals}) for r in rows.values())
     scripts = sum(len(r.quantiles) for r in rows.values())
-    attempts = [keys] * len(catalogue.counters)
+    attempts = [keys if STATUS in c.attributes else counted_scripts for _, c in catalogue.exported_counters]
     attempts += [scripts * len(quantiles)] * len(catalogue.quantile_gauges)
     attempts += [scripts] * len(catalogue.average_gauges)
     attempts = [n for n in attempts if n]

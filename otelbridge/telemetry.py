@@ -68,7 +68,7 @@ def _callback(
 
 
 def register_instruments(meter: Meter, catalogue: Catalogue, current: Callable[[], Snapshot]) -> None:
-    for c in catalogue.counters:
+    for _, c in catalogue.exported_counters:
         meter.create_observable_counter(c.name, [_callback(current, c.name)], c.unit, c.description)
     for g in catalogue.quantile_gauges:
         meter.create_observable_gauge(g.name, [_callback(current, g.name)], g.unit, g.description)

@@ -74,8 +74,8 @@ def quantile_rows(
         script = _dimension(row, "scriptName", where)
         if script in out:
             raise MalformedResponse(f"{where}: duplicate script {script!r}")
-        q = row.get("quantiles")
-        avg = row.get("avg")
+        q = row.get("quantiles") if catalogue.quantile_gauges else {}
+        avg = row.get("avg") if catalogue.average_gauges else {}
         if not isinstance(q, Mapping) or not isinstance(avg, Mapping):
             raise MalformedResponse(f"{where}: missing quantiles or avg")
         values = {}

@@ -41,7 +41,12 @@ def _selection(shape: Shape, catalogue: Catalogue, quantiles: tuple[str, ...]) -
         return f"dimensions {{ scriptName status }} sum {{ {sums} }}"
     fields = " ".join(catalogue.quantile_field(g, q) for g in catalogue.quantile_gauges for q in quantiles)
     avgs = " ".join(a.field for a in catalogue.average_gauges)
-    return f"dimensions {{ scriptName }} quantiles {{ {fields} }} avg {{ {avgs} }}"
+    # Gauges that are off are not asked for (an empty selection set is not valid GraphQL).
+    return (
+        "dimensions { scriptName }"
+        + (f" quantiles {{ {fields} }}" if fields else "")
+        + (f" avg {{ {avgs} }}" if avgs else "")
+    )
 
 
 def _order(shape: Shape) -> str:
