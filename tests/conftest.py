@@ -55,6 +55,7 @@ def make_config(sim: Simulator, tmp_path: Path) -> Callable[..., Config]:
             prometheus_host="127.0.0.1",
             state_dir=tmp_path / "state",
             request_timeout=timedelta(seconds=5),
+            profile="full",  # every metric and attribute, so exactness covers all of them
         )
         return replace(base, **overrides)
 

@@ -111,6 +111,7 @@ def bridge_env(api_url: str, state: Path, port: int) -> dict[str, str]:
         OTELBRIDGE_LOOKBACK="5m",
         OTELBRIDGE_STATE_DIR=str(state),
         OTELBRIDGE_LOG_LEVEL="DEBUG",
+        OTELBRIDGE_PROFILE="full",  # every counter by status, compared with the ground truth
         OTEL_EXPORTER_PROMETHEUS_HOST="127.0.0.1",
         OTEL_EXPORTER_PROMETHEUS_PORT=str(port),
     )
