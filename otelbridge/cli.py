@@ -48,6 +48,9 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=1, help="seed of the synthetic traffic")
     demo.add_argument("--poll-interval", default="15s")
     demo.add_argument(
+        "--profile", choices=("lean", "full"), default="lean", help="lean (default) or full: every metric"
+    )
+    demo.add_argument(
         "--knob", action="append", default=[], metavar="NAME=VALUE", help="simulator realism knob"
     )
 
@@ -200,12 +203,20 @@ async def _demo(args: argparse.Namespace) -> int:
         prometheus_host=args.host,
         prometheus_port=args.port,
         state_dir=None,
+        profile=args.profile,
+    )
+    more = (
+        "  more:    this is the lean profile (the metrics most users chart); --profile full exports\n"
+        "           every metric, or turn single ones on: see docs/metrics.md, `metrics:`\n"
+        if args.profile == "lean"
+        else ""
     )
     banner = (
         f"\notelbridge demo: polling the built-in simulated Cloudflare API at {sim.base_url}\n"
         "  metrics: {url}\n"
         "  status:  {status}\n"
         "  try:     curl -s {url} | grep cloudflare_workers_requests_total | head\n"
+        f"{more}"
         "Press Ctrl-C to stop.\n"
     )
     try:
