@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import resource
 import sys
 import time
@@ -209,6 +210,40 @@ async def cpu_hour(scripts: int, minutes: int) -> Result:
             "wall_s": round(wall, 1),
             "render_s_per_poll": round(renders / minutes, 3),
             "loop_lag_ms": ms(await probe.stop()),
+        }
+
+
+async def side_by_side(scripts: int, minutes: int, profile: str, otlp: bool) -> Result:
+    """The shape operators compare exporters in: one account, `scripts` Workers, a poll per
+    simulated minute and a scrape every 15 s (4 per poll), for `minutes`. Series, CPU seconds per
+    hour, peak RSS and scrape latency of the whole process (the simulator runs in its own)."""
+    async with contextlib.AsyncExitStack() as stack:
+        endpoint = (await stack.enter_async_context(world.otlp_receiver())).url if otlp else None
+        sim = await stack.enter_async_context(world.simulator(1, scripts))
+        served = await stack.enter_async_context(world.served_bridge(sim, endpoint, profile=profile))
+        scraped = Scrapes()
+        cpu_per_poll: list[float] = []
+        wall, cpu = time.perf_counter(), time.process_time()
+        for _ in range(minutes):
+            before = time.process_time()
+            await served.cycle()
+            await served.exported()
+            cpu_per_poll.append(time.process_time() - before)
+            scraped.add(await scrape_loop(served.url, count=4))
+        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        body = await _one_body(served.url)
+        return {
+            "profile": profile,
+            "otlp": otlp,
+            "scripts": scripts,
+            "series": served.bridge.current().series,
+            "page_mb": round(len(body.encode()) / 1e6, 2),
+            "minutes": minutes,
+            "cpu_s_per_hour": round(cpu * 60 / minutes, 1),
+            "cpu_per_poll_s": round(quantile(cpu_per_poll, 0.5), 3),
+            "wall_s": round(wall, 1),
+            "peak_rss_mb": peak_rss_mb(),
+            "scrape": latency(scraped),
         }
 
 

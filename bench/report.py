@@ -100,6 +100,22 @@ def _other_rows(results: Results) -> list[str]:
     return lines
 
 
+def _side_by_side_rows(results: Results) -> list[str]:
+    lines = [
+        "| profile | OTLP | scripts | series | page | CPU s per hour | CPU per poll | peak RSS "
+        "| scrape p50 / p99 |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, _, r in results:
+        if name == "side_by_side":
+            lines.append(
+                f"| {r['profile']} | {'on' if r['otlp'] else 'off'} | {r['scripts']:,} | {r['series']:,} "
+                f"| {r['page_mb']} MB | {r['cpu_s_per_hour']} | {r['cpu_per_poll_s']} s "
+                f"| {r['peak_rss_mb']} MB | {_p50_p99(r['scrape'])} |"
+            )
+    return lines if len(lines) > 2 else []
+
+
 def markdown(info: dict[str, Any], results: Results) -> str:
     head = (
         f"Machine: {info['cores']} cores, {info['machine']}, Python {info['python']}, "
@@ -108,6 +124,7 @@ def markdown(info: dict[str, Any], results: Results) -> str:
         f"load average {info['load_avg_start']} at start, {info['load_avg_end']} at end."
     )
     sections = [
+        ("One account, 60 s polls, 15 s scrapes: lean default and profile full", _side_by_side_rows(results)),
         ("Scrape latency of /metrics against a raw prometheus_client collector", _scrape_rows(results)),
         ("Concurrent scrapers (a poll cycle runs meanwhile)", _concurrent_rows(results)),
         ("OTLP export, polling and memory", _load_rows(results)),

@@ -25,6 +25,7 @@ WORKERS: dict[str, Callable[..., Coroutine[Any, Any, dict[str, Any]]]] = {
     "load": measure.load,
     "cpu_hour": measure.cpu_hour,
     "requests": measure.requests,
+    "side_by_side": measure.side_by_side,
 }
 
 
@@ -51,6 +52,19 @@ def plan(args: argparse.Namespace) -> list[tuple[str, dict[str, Any]]]:
         steps.append(("load", {"series": s, "cycles": 2}))
     minutes = args.cpu_minutes or (5 if args.quick else 60)
     steps.append(("cpu_hour", {"scripts": 100 if args.quick else 1000, "minutes": minutes}))
+    for profile in ("lean", "full"):
+        for otlp in (False, True):
+            steps.append(
+                (
+                    "side_by_side",
+                    {
+                        "scripts": 100 if args.quick else 1000,
+                        "minutes": minutes,
+                        "profile": profile,
+                        "otlp": otlp,
+                    },
+                )
+            )
     accounts = [1, 3] if args.quick else [1, 5, 20, 50]
     steps.append(("requests", {"accounts": accounts, "scripts": 5, "cycles": 3}))
     return steps

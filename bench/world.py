@@ -134,8 +134,9 @@ async def simulator(accounts: int, scripts: int) -> AsyncIterator[SimulatorProce
 # --- the bridge ---------------------------------------------------------------------------------
 
 
-def config(api_url: str, otlp_endpoint: str | None = None) -> Config:
+def config(api_url: str, otlp_endpoint: str | None = None, profile: str = "full") -> Config:
     return Config(
+        profile=profile,
         credentials=Credentials(token=Secret(TOKEN)),
         api_url=api_url,
         poll_interval=timedelta(seconds=60),
@@ -182,11 +183,11 @@ class Served:
 
 @asynccontextmanager
 async def served_bridge(
-    sim: SimulatorProcess, otlp_endpoint: str | None = None, warm_cycles: int = 3
+    sim: SimulatorProcess, otlp_endpoint: str | None = None, warm_cycles: int = 3, profile: str = "full"
 ) -> AsyncIterator[Served]:
     """A started bridge polled `warm_cycles` times, its /metrics on a real port."""
     bridge = Bridge(
-        config(sim.base_url, otlp_endpoint),
+        config(sim.base_url, otlp_endpoint, profile),
         sim.clock,
         retry=RetryPolicy(attempts=3, backoff=0.0),
         sleep=_no_sleep,
