@@ -6,7 +6,12 @@
 # the upstream image), its rootfs tarball cached under ~/.cache/otelbridge/base-<hash>/, and
 # `podman import`ed under that name. The project's wheels are built on the host into the build
 # context, so the image build itself needs no network. Installs podman and debootstrap with
-# apt-get when missing (as root). Prints the image name on the last line of stdout.
+# apt-get when missing (as root).
+#
+# The built image is also exported (its filesystem as rootfs.tar, its config as image.json) to
+# ~/.cache/otelbridge/image-<hash of the base, Containerfile and sources>/; while that directory
+# and the tagged image both exist, the script rebuilds nothing. Prints the image name, then the
+# export directory, on the last two lines of stdout.
 #
 # Environment: PYTHON (host interpreter building the wheels, default python3), OTELBRIDGE_CACHE,
 # OTELBRIDGE_IMAGE (tag to build, default localhost/otelbridge:<version>).
@@ -64,6 +69,16 @@ py="${PYTHON:-python3}"
   echo "image: $py must be Python 3.11 (the image's) to build its wheels; set PYTHON" >&2; exit 1; }
 version="$("$py" -c 'import tomllib,sys; print(tomllib.load(open(sys.argv[1],"rb"))["project"]["version"])' "$here/pyproject.toml")"
 image="${OTELBRIDGE_IMAGE:-localhost/otelbridge:$version}"
+inputs_key="$( { echo "$base_key"; cat "$containerfile" "${BASH_SOURCE[0]}"; "$py" --version;
+  cd "$here" && find otelbridge pyproject.toml README.md -type f ! -path '*/__pycache__/*' \
+    | LC_ALL=C sort | xargs sha256sum; } | sha256sum | cut -c1-16)"
+export_dir="$cache_root/image-$inputs_key"
+built="$(podman image inspect --format '{{ index .Config.Labels "org.otelbridge.inputs" }}' "$image" 2>/dev/null || true)"
+if [[ "$built" == "$inputs_key" && -s "$export_dir/rootfs.tar" && -s "$export_dir/image.json" ]]; then
+  echo "image: reusing $image and its export $export_dir" >&2
+  printf '%s\n%s\n' "$image" "$export_dir"
+  exit 0
+fi
 context="$(mktemp -d)"
 trap 'rm -rf "$context"' EXIT
 echo "image: building wheels" >&2
@@ -72,6 +87,16 @@ cp "$containerfile" "$context/Containerfile"
 
 # 3. The image. Docker format keeps the HEALTHCHECK (OCI image config has no field for it).
 start=$(date +%s)
-podman build --isolation chroot --format docker --pull=never -t "$image" -f "$context/Containerfile" "$context" >&2
+podman build --isolation chroot --format docker --pull=never --label "org.otelbridge.inputs=$inputs_key" \
+  -t "$image" -f "$context/Containerfile" "$context" >&2
 echo "image: built $image in $(( $(date +%s) - start )) s" >&2
-echo "$image"
+
+# 4. Its filesystem and config, for running it without a container runtime (see tests/deploy).
+mkdir -p "$export_dir"
+container="$(podman create "$image")"
+podman export -o "$export_dir/rootfs.tar.tmp" "$container" >&2
+podman rm "$container" >/dev/null
+podman image inspect "$image" > "$export_dir/image.json.tmp"
+mv "$export_dir/rootfs.tar.tmp" "$export_dir/rootfs.tar"
+mv "$export_dir/image.json.tmp" "$export_dir/image.json"
+printf '%s\n%s\n' "$image" "$export_dir"
