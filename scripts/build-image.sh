@@ -93,7 +93,7 @@ echo "image: built $image in $(( $(date +%s) - start )) s" >&2
 
 # 4. Its filesystem and config, for running it without a container runtime (see tests/deploy).
 mkdir -p "$export_dir"
-container="$(podman create "$image")"
+container="$(podman create --no-healthcheck "$image")"
 podman export -o "$export_dir/rootfs.tar.tmp" "$container" >&2
 podman rm "$container" >/dev/null
 podman image inspect "$image" > "$export_dir/image.json.tmp"

@@ -33,7 +33,8 @@ class Image:
 
     @property
     def uid_gid(self) -> tuple[int, int]:
-        uid, _, gid = str(self.config["User"]).partition(":")
+        # No USER means root, as for any container runtime.
+        uid, _, gid = str(self.config.get("User") or "0").partition(":")
         return int(uid), int(gid or uid)
 
     @property
