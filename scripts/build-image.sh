@@ -99,4 +99,6 @@ podman rm "$container" >/dev/null
 podman image inspect "$image" > "$export_dir/image.json.tmp"
 mv "$export_dir/rootfs.tar.tmp" "$export_dir/rootfs.tar"
 mv "$export_dir/image.json.tmp" "$export_dir/image.json"
+# Each source change makes a new export (~200 MB): keep the three newest.
+ls -dt "$cache_root"/image-* | tail -n +4 | xargs -r rm -rf
 printf '%s\n%s\n' "$image" "$export_dir"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -41,20 +42,23 @@ class Image:
     def env(self) -> dict[str, str]:
         return dict(item.split("=", 1) for item in self.config["Env"])
 
-    def chroot(self, argv: list[str]) -> list[str]:
-        """argv run inside the image as its user, from its working directory."""
+    def chroot(self, argv: list[str], state: Path) -> list[str]:
+        """argv run inside the image as its user, from its working directory, the way Kubernetes
+        runs it: root filesystem read-only, `state` mounted on the state volume, /tmp a tmpfs."""
         uid, gid = self.uid_gid
+        root = shlex.quote(str(self.root))
+        mounts = " && ".join(
+            [
+                f"mount --bind {root} {root}",
+                f"mount -o remount,bind,ro {root}",
+                f"mount --bind {shlex.quote(str(state))} {root}{STATE}",
+                f"mount -t tmpfs -o size=64m tmpfs {root}/tmp",
+            ]
+        )
         workdir = self.config.get("WorkingDir") or "/"
-        return [
-            "chroot",
-            f"--userspec={uid}:{gid}",
-            str(self.root),
-            "/bin/sh",
-            "-c",
-            'cd "$0" && exec "$@"',
-            workdir,
-            *argv,
-        ]
+        inside = ["/bin/sh", "-c", 'cd "$0" && exec "$@"', workdir, *argv]
+        chroot = shlex.join(["chroot", f"--userspec={uid}:{gid}", str(self.root), *inside])
+        return ["unshare", "--mount", "--propagation", "private", "sh", "-c", f"{mounts} && exec {chroot}"]
 
 
 @pytest.fixture(scope="module")
@@ -76,19 +80,24 @@ class Running:
     port: int
     log: Path
     env: dict[str, str]
+    state: Path
 
 
-def start(image: Image, extra_env: Mapping[str, str], log: Path) -> Running:
+def start(image: Image, extra_env: Mapping[str, str], tmp_path: Path) -> Running:
     port = free_port()
     env = {**image.env, **extra_env, "OTEL_EXPORTER_PROMETHEUS_PORT": str(port)}
+    state = tmp_path / "volume"
+    state.mkdir(mode=0o700)
+    os.chown(state, *image.uid_gid)
+    log = tmp_path / "bridge.log"
     with log.open("ab") as out:
         process = subprocess.Popen(
-            image.chroot([*image.config["Entrypoint"], *image.config["Cmd"]]),
+            image.chroot([*image.config["Entrypoint"], *image.config["Cmd"]], state),
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
         )
-    return Running(process, port, log, env)
+    return Running(process, port, log, env, state)
 
 
 def stop(running: Running) -> None:
@@ -141,7 +150,7 @@ def test_image_serves_workers_metrics_as_non_root_with_token_file_and_otlp(
             "OTELBRIDGE_SETTLE": "0s",
             "OTELBRIDGE_LOOKBACK": "5m",
         },
-        tmp_path / "bridge.log",
+        tmp_path,
     )
     base = f"http://127.0.0.1:{running.port}"
     try:
@@ -154,17 +163,19 @@ def test_image_serves_workers_metrics_as_non_root_with_token_file_and_otlp(
         assert uids == {image.uid_gid[0]}, f"the process runs as the image's user, not {uids}"
         assert _proc_ids(running.process.pid, "Gid") == {image.uid_gid[1]}
 
-        healthcheck = subprocess.run(image.chroot(image.healthcheck), env=running.env, timeout=30)
+        healthcheck = subprocess.run(
+            image.chroot(image.healthcheck, running.state), env=running.env, timeout=30
+        )
         assert healthcheck.returncode == 0
 
         wait_for(lambda: any(path == "/v1/metrics" and size for path, size in otlp_sink.received), 60)
-        wait_for(lambda: (image.root / STATE.lstrip("/") / "state.json").exists(), 30)
+        wait_for(lambda: (running.state / "state.json").exists(), 30)
     finally:
         stop(running)
     log = running.log.read_text(errors="replace")
     assert SIM_TOKEN not in log, "the API token leaked into the log"
     unhealthy = subprocess.run(
-        image.chroot(image.healthcheck), env=running.env, timeout=30, capture_output=True
+        image.chroot(image.healthcheck, running.state), env=running.env, timeout=30, capture_output=True
     )
     assert unhealthy.returncode != 0, "the healthcheck fails once the bridge is gone"
 
@@ -175,10 +186,10 @@ def test_image_with_unreadable_token_file_exits_2_naming_the_variable(
     running = start(
         image,
         {"OTELBRIDGE_API_URL": simulator_url, "CLOUDFLARE_API_TOKEN_FILE": "/run/secrets/absent"},
-        tmp_path / "bridge.log",
+        tmp_path,
     )
     assert running.process.wait(60) == 2
-    assert "CLOUDFLARE_API_TOKEN_FILE" in running.log.read_text()
+    assert "CLOUDFLARE_API_TOKEN_FILE: cannot read /run/secrets/absent" in running.log.read_text()
 
 
 def _proc_ids(pid: int, field: str) -> set[int]:
