@@ -7,8 +7,10 @@ except under OTELBRIDGE_REQUIRE_E2E=1 (set by CI), where it fails.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import threading
@@ -19,7 +21,7 @@ from typing import NoReturn
 
 import pytest
 
-from tests.integration.test_process import Proc, free_port, wait_for
+from tests.integration.test_process import Proc, free_port, get, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 SIM_TOKEN = "cfdeploy-Zq81mVt3Ks0Lw5Xn2Hd7Rb4"
@@ -44,6 +46,11 @@ def run_build_script(name: str, env_variable: str) -> str:
     return result.stdout.strip().splitlines()[-1]
 
 
+def all_accounts_up(status_url: str) -> bool:
+    accounts = json.loads(get(status_url))["accounts"]
+    return bool(accounts) and all(a["up"] for a in accounts.values())
+
+
 def require_root(what: str) -> None:
     if os.geteuid() != 0:
         missing(f"{what} needs root (CI runs as root)")
@@ -55,7 +62,7 @@ def simulator_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = free_port()
     log = tmp_path_factory.mktemp("simulator") / "simulator.log"
     proc = Proc(["simulate", "--port", str(port), "--token", SIM_TOKEN], dict(os.environ), log)
-    wait_for(lambda: __import__("socket").create_connection(("127.0.0.1", port), timeout=1).close() or True)
+    wait_for(lambda: socket.create_connection(("127.0.0.1", port), timeout=1).close() or True)
     yield f"http://127.0.0.1:{port}/client/v4"
     proc.stop()
 

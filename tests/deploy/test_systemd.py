@@ -7,7 +7,6 @@ and the token only as $CREDENTIALS_DIRECTORY/cloudflare-api-token.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
@@ -16,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy.conftest import ROOT, SIM_TOKEN, tool
+from tests.deploy.conftest import ROOT, SIM_TOKEN, all_accounts_up, tool
 from tests.integration.test_process import Proc, free_port, get, wait_for
 
 UNIT = ROOT / "deploy" / "systemd" / "otelbridge.service"
@@ -96,10 +95,6 @@ def test_unit_runs_unprivileged_with_state_and_credential(local_unit: Path) -> N
     assert not any(k == "Environment" and "CLOUDFLARE_API_TOKEN" in v for k, v in service_settings())
 
 
-def all_up(accounts: dict[str, dict[str, object]]) -> bool:
-    return bool(accounts) and all(a["up"] for a in accounts.values())
-
-
 def test_process_authenticates_with_the_systemd_credential_only(simulator_url: str, tmp_path: Path) -> None:
     """ExecStart as systemd would run it: the unit's environment, the token as a credential file."""
     credentials = tmp_path / "credentials"
@@ -124,8 +119,9 @@ def test_process_authenticates_with_the_systemd_credential_only(simulator_url: s
     args = setting("ExecStart").split()[1:]
     proc = Proc(args, env, tmp_path / "bridge.log")
     try:
-        wait_for(lambda: all_up(json.loads(get(f"http://127.0.0.1:{port}/status"))["accounts"]), 60)
-        assert "cloudflare_workers_requests_total{" in get(f"http://127.0.0.1:{port}/metrics")
+        wait_for(lambda: all_accounts_up(f"http://127.0.0.1:{port}/status"), 60)
+        # The page is rendered once per poll, just after /status changes: wait for it too.
+        wait_for(lambda: "cloudflare_workers_requests_total{" in get(f"http://127.0.0.1:{port}/metrics"), 30)
         wait_for(lambda: (state / "state.json").exists(), 30)
     finally:
         assert proc.stop() == 0
