@@ -86,10 +86,15 @@ echo "image: building wheels" >&2
 cp "$containerfile" "$context/Containerfile"
 
 # 3. The image. Docker format keeps the HEALTHCHECK (OCI image config has no field for it).
+previous="$(podman image inspect --format '{{.Id}}' "$image" 2>/dev/null || true)"
 start=$(date +%s)
 podman build --isolation chroot --format docker --pull=never --label "org.otelbridge.inputs=$inputs_key" \
   -t "$image" -f "$context/Containerfile" "$context" >&2
 echo "image: built $image in $(( $(date +%s) - start )) s" >&2
+# The build this one replaces is now untagged: remove it (layers it shares stay).
+if [[ -n "$previous" && "$previous" != "$(podman image inspect --format '{{.Id}}' "$image")" ]]; then
+  podman rmi "$previous" >/dev/null 2>&1 || true
+fi
 
 # 4. Its filesystem and config, for running it without a container runtime (see tests/deploy).
 mkdir -p "$export_dir"
