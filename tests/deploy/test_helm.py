@@ -276,3 +276,19 @@ def test_network_policy_admits_scrapes_and_allows_api_dns_and_otlp(helm: str) ->
     egress_ports = {(p["port"], p["protocol"]) for rule in policy["egress"] for p in rule["ports"]}
     otlp_port = urlsplit(values["otlp"]["endpoint"]).port
     assert {(53, "UDP"), (53, "TCP"), (443, "TCP"), (otlp_port, "TCP")} <= egress_ports
+
+
+def test_chart_matches_the_image_user_volume_and_port(helm: str) -> None:
+    """The chart runs the image as its USER, mounts the state on its VOLUME, probes its EXPOSEd port."""
+    containerfile = (ROOT / "deploy" / "container" / "Containerfile").read_text()
+    instructions = dict(
+        line.split(maxsplit=1) for line in containerfile.splitlines() if line[:1].isupper() and " " in line
+    )
+    uid, _, gid = instructions["USER"].partition(":")
+    (volume,) = yaml.safe_load(instructions["VOLUME"])
+    docs = kinds(_render(helm, "default.yaml"))
+    pod = pod_spec(docs)["securityContext"]
+    assert (pod["runAsUser"], pod["runAsGroup"], pod["fsGroup"]) == (int(uid), int(gid), int(gid))
+    assert env_of(docs)["OTELBRIDGE_STATE_DIR"] == volume
+    assert mount_for(docs, volume)[0]["mountPath"] == volume
+    assert {p["containerPort"] for p in container(docs)["ports"]} == {int(instructions["EXPOSE"])}
