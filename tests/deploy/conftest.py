@@ -7,6 +7,7 @@ except under OTELBRIDGE_REQUIRE_E2E=1 (set by CI), where it fails.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -14,7 +15,8 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import NoReturn
@@ -49,6 +51,22 @@ def run_build_script(name: str, env_variable: str) -> str:
 def all_accounts_up(status_url: str) -> bool:
     accounts = json.loads(get(status_url))["accounts"]
     return bool(accounts) and all(a["up"] for a in accounts.values())
+
+
+def wait_serving(
+    process: subprocess.Popen[bytes], log: Path, check: Callable[[], bool], timeout: float
+) -> None:
+    """Wait for check() to hold, failing at once (with the log) if the process exits first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            tail = log.read_text(errors="replace")[-2000:]
+            raise AssertionError(f"otelbridge exited with status {process.returncode}:\n{tail}")
+        with contextlib.suppress(OSError, ValueError):
+            if check():
+                return
+        time.sleep(0.2)
+    raise AssertionError(f"not serving after {timeout} s:\n{log.read_text(errors='replace')[-2000:]}")
 
 
 def require_root(what: str) -> None:

@@ -19,7 +19,14 @@ from typing import Any
 
 import pytest
 
-from tests.deploy.conftest import SIM_TOKEN, OtlpSink, all_accounts_up, require_root, run_build_script
+from tests.deploy.conftest import (
+    SIM_TOKEN,
+    OtlpSink,
+    all_accounts_up,
+    require_root,
+    run_build_script,
+    wait_serving,
+)
 from tests.integration.test_process import free_port, get, wait_for
 
 STATE = "/var/lib/otelbridge"
@@ -154,7 +161,12 @@ def test_image_serves_workers_metrics_as_non_root_with_token_file_and_otlp(
     )
     base = f"http://127.0.0.1:{running.port}"
     try:
-        wait_for(lambda: "cloudflare_workers_requests_total{" in get(f"{base}/metrics"), timeout=90)
+        wait_serving(
+            running.process,
+            running.log,
+            lambda: "cloudflare_workers_requests_total{" in get(f"{base}/metrics"),
+            90,
+        )
         wait_for(lambda: all_accounts_up(f"{base}/status"), 30)
         assert get(f"{base}/-/healthy")
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy.conftest import ROOT, SIM_TOKEN, all_accounts_up, tool
+from tests.deploy.conftest import ROOT, SIM_TOKEN, all_accounts_up, tool, wait_serving
 from tests.integration.test_process import Proc, free_port, get, wait_for
 
 UNIT = ROOT / "deploy" / "systemd" / "otelbridge.service"
@@ -119,7 +119,7 @@ def test_process_authenticates_with_the_systemd_credential_only(simulator_url: s
     args = setting("ExecStart").split()[1:]
     proc = Proc(args, env, tmp_path / "bridge.log")
     try:
-        wait_for(lambda: all_accounts_up(f"http://127.0.0.1:{port}/status"), 60)
+        wait_serving(proc.p, proc.log, lambda: all_accounts_up(f"http://127.0.0.1:{port}/status"), 60)
         # The page is rendered once per poll, just after /status changes: wait for it too.
         wait_for(lambda: "cloudflare_workers_requests_total{" in get(f"http://127.0.0.1:{port}/metrics"), 30)
         wait_for(lambda: (state / "state.json").exists(), 30)
