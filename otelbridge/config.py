@@ -224,6 +224,47 @@ KEYS: dict[str, tuple[Parser, str]] = {
 }
 
 
+# Secrets may instead come from a file (a mounted Kubernetes/Docker secret): key -> variable.
+SECRET_FILE_KEYS = {"api_token_file": ("api_token", "CLOUDFLARE_API_TOKEN_FILE")}
+# Under systemd, `LoadCredential=cloudflare-api-token:...` puts the token in $CREDENTIALS_DIRECTORY.
+SYSTEMD_TOKEN_CREDENTIAL = "cloudflare-api-token"
+
+
+def read_secret_file(key: str, value: Any) -> Secret:
+    """The stripped contents of the file named by `key`; missing, unreadable or empty is an error."""
+    path = _path(key, value)
+    try:
+        text = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or "not readable text"
+        raise ConfigError(f"{key}: cannot read {path}: {reason}") from None
+    if not text:
+        raise ConfigError(f"{key}: {path} is empty")
+    return Secret(text)
+
+
+def _secrets_from_files(raw: Mapping[str, Any], env: Mapping[str, str], values: dict[str, Any]) -> None:
+    """Fill a secret from its *_FILE variable or YAML key, or from a systemd credential.
+
+    Giving a secret both directly and as a file is ambiguous, so it is an error.
+    """
+    for file_key, (key, variable) in SECRET_FILE_KEYS.items():
+        if env.get(variable, "").strip():
+            source, value = variable, env[variable]
+        elif raw.get(file_key) is not None:
+            source, value = file_key, raw[file_key]
+        else:
+            continue
+        if key in values:
+            raise ConfigError(f"{source}: set either {KEYS[key][1]} or {variable}, not both")
+        values[key] = read_secret_file(source, value)
+    credentials = env.get("CREDENTIALS_DIRECTORY", "").strip()
+    if credentials and not {"api_token", "api_key"} & values.keys():
+        path = Path(credentials) / SYSTEMD_TOKEN_CREDENTIAL
+        if path.exists():
+            values["api_token"] = read_secret_file(f"credential {SYSTEMD_TOKEN_CREDENTIAL}", str(path))
+
+
 def read_yaml(path: Path) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
@@ -246,8 +287,8 @@ def load(path: Path | None = None, environ: Mapping[str, str] | None = None) -> 
     env = os.environ if environ is None else environ
     raw: dict[str, Any] = read_yaml(path) if path is not None else {}
     for key in raw:
-        if key not in KEYS:
-            known = ", ".join(sorted(KEYS))
+        if key not in KEYS and key not in SECRET_FILE_KEYS:
+            known = ", ".join(sorted([*KEYS, *SECRET_FILE_KEYS]))
             raise ConfigError(f"{key}: unknown configuration key (known keys: {known})")
     values: dict[str, Any] = {}
     for key, (parse, variable) in KEYS.items():
@@ -255,6 +296,7 @@ def load(path: Path | None = None, environ: Mapping[str, str] | None = None) -> 
             values[key] = parse(variable, env[variable])
         elif key in raw and raw[key] is not None:
             values[key] = parse(key, raw[key])
+    _secrets_from_files(raw, env, values)
     return _assemble(values)
 
 
@@ -283,6 +325,6 @@ def _assemble(values: dict[str, Any]) -> Config:
 def require_credentials(config: Config) -> None:
     if config.credentials.token is None and config.credentials.key is None:
         raise ConfigError(
-            "api_token: no Cloudflare credentials; set CLOUDFLARE_API_TOKEN "
+            "api_token: no Cloudflare credentials; set CLOUDFLARE_API_TOKEN or CLOUDFLARE_API_TOKEN_FILE "
             "(or CLOUDFLARE_API_EMAIL and CLOUDFLARE_API_KEY), or try `otelbridge demo`"
         )

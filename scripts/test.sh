@@ -37,8 +37,16 @@ fi
 if command -v go >/dev/null; then
   OTELBRIDGE_COLLECTOR="$(./scripts/build-collector.sh | tail -n1)"
   export OTELBRIDGE_COLLECTOR
+  # helm for the chart tests (tests/deploy), built once and cached like the Collector.
+  OTELBRIDGE_HELM="$(./scripts/build-helm.sh | tail -n1)"
+  export OTELBRIDGE_HELM
 else
   echo "test: Go not found; Collector tests will be skipped" >&2
+fi
+# The container image (base made with debootstrap, built with podman; both need root), exported
+# for tests/deploy/test_container.py. Cached under ~/.cache/otelbridge/; a failure is reported there.
+if [[ "$(id -u)" == 0 ]] && image_export="$(PYTHON="$venv/bin/python" ./scripts/build-image.sh | tail -n1)"; then
+  export OTELBRIDGE_IMAGE_EXPORT="$image_export"
 fi
 
 echo "test: ruff" >&2
