@@ -40,6 +40,18 @@ def names_on(page: str) -> set[str]:
     return {s.name for family in text_string_to_metric_families(page) for s in family.samples}
 
 
+def bridge_exporting_nowhere(
+    make_config: Callable[..., Config],
+    make_bridge: Callable[..., Bridge],
+    monkeypatch: pytest.MonkeyPatch,
+    **config: Any,
+) -> Bridge:
+    """A bridge with OTLP to a closed port: exports fail fast, and the export counter is on /metrics."""
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "1")
+    return make_bridge(make_config(otlp_endpoint="http://127.0.0.1:9", **config))
+
+
 def catalogue_names(bridge: Bridge) -> set[str]:
     c = bridge.catalogue
     names = {prometheus_name(m.name, m.unit, True) for m in c.counters}
@@ -57,10 +69,7 @@ async def test_promtool_finds_only_the_quantile_label_on_gauges(
     served: Callable[[Bridge], Any],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # OTLP to a closed port: exports fail fast, and the export counter is on the page too.
-    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
-    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "1")
-    bridge = make_bridge(make_config(otlp_endpoint="http://127.0.0.1:9"))
+    bridge = bridge_exporting_nowhere(make_config, make_bridge, monkeypatch)
     await run_hour(bridge, clock, minutes=3)
     await asyncio.sleep(1.5)  # the failing export in the background
     await bridge.poll_once()
