@@ -13,10 +13,14 @@ from typing import Any
 import pytest
 import yaml
 
+from otelbridge.catalogue import load
+from otelbridge.docs import prometheus_name
+
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "alerts" / "otelbridge.rules.yaml"
 TESTS = sorted(Path(__file__).parent.glob("*.test.yaml"))
 DOCS = ROOT / "docs" / "alerts.md"
+METRIC = re.compile(r"\b(?:otelbridge|cloudflare_workers)_\w+\b(?!\s*[=!])")  # a name, not a label
 
 
 @pytest.fixture(scope="module")
@@ -72,3 +76,13 @@ def test_every_alert_has_a_summary_description_and_runbook_section() -> None:
         assert notes["summary"] and notes["description"], rule["alert"]
         assert notes["runbook_url"] == f"docs/alerts.md#{rule['alert'].lower()}", rule["alert"]
         assert rule["alert"].lower() in headings, f"docs/alerts.md has no section for {rule['alert']}"
+
+
+def test_rules_use_only_names_otelbridge_exports() -> None:
+    c = load()
+    exported = {prometheus_name(m.name, m.unit, True) for m in c.counters}
+    exported |= {prometheus_name(m.name, m.unit, False) for m in (*c.quantile_gauges, *c.average_gauges)}
+    exported |= {prometheus_name(m.name, m.unit, m.kind == "counter") for m in c.self_metrics}
+    groups = yaml.safe_load(RULES.read_text())["groups"]
+    used = {name for group in groups for rule in group["rules"] for name in re.findall(METRIC, rule["expr"])}
+    assert used and used - exported == set()
