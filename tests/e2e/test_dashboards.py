@@ -210,3 +210,5 @@ async def test_dashboards_on_prometheus_fed_through_the_collector(
     config = with_long_lookback(make_config)
     bridge = otlp_bridge(config, make_bridge, remote_write_collector, "grpc", monkeypatch, "dashboards")
     assert await prove_dashboards(bridge, clock, sim, prometheus) >= 25
+    # The alert rules select job="otelbridge": the job the Collector derives from service.name.
+    assert await asyncio.to_thread(prometheus.query, 'otelbridge_up{job="otelbridge"}')
