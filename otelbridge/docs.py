@@ -68,6 +68,29 @@ def _cost(catalogue: Catalogue) -> list[str]:
     return lines
 
 
+# Prometheus names changed so that `promtool check metrics` passes and both export paths agree.
+RENAMED = (  # (old, new, note)
+    ("cloudflare_workers_duration_GBy_s_total", "cloudflare_workers_duration_gigabyte_seconds_total", ""),
+    (
+        "cloudflare_workers_invocation_duration_GBy_s",
+        "cloudflare_workers_invocation_duration_gigabyte_seconds",
+        "",
+    ),
+    ("otelbridge_gap_minutes_total", "otelbridge_gap_seconds_total", "seconds, 60 per minute"),
+    ("otelbridge_counter_corrections_total", "otelbridge_corrections_total", ""),
+    ("otelbridge_up_ratio", "otelbridge_up", "the old name existed through a Collector only"),
+    (
+        "cloudflare_workers_sample_interval_ratio",
+        "cloudflare_workers_sample_interval",
+        "the old name existed through a Collector only",
+    ),
+)
+
+
+def _unit(unit: str) -> str:
+    return f"`{unit}`" if unit else "-"
+
+
 def _labels(*attributes: str) -> str:
     return ", ".join(f"`{a.replace('.', '_')}`" for a in attributes)
 
@@ -76,7 +99,7 @@ def _row(
     name: str, unit: str, counter: bool, source: str, labels: str, default: str, description: str
 ) -> str:
     exported = prometheus_name(name, unit, counter)
-    return f"| `{name}` | `{exported}` | `{unit}` | `{source}` | {labels} | {default} | {description} |"
+    return f"| `{name}` | `{exported}` | {_unit(unit)} | `{source}` | {labels} | {default} | {description} |"
 
 
 def metrics_markdown(catalogue: Catalogue) -> str:
@@ -128,10 +151,29 @@ def metrics_markdown(catalogue: Catalogue) -> str:
         labels = _labels(*m.attributes) if m.attributes else "-"
         lines.append(
             f"| `{m.name}` | `{prometheus_name(m.name, m.unit, m.kind == 'counter')}` | {m.kind} | "
-            f"`{m.unit}` | {labels} | {m.description} |"
+            f"{_unit(m.unit)} | {labels} | {m.description} |"
         )
     lines += ["", "## Labels", ""]
     lines += [
         f"- `{name}` (`{name.replace('.', '_')}`): {text}" for name, text in catalogue.attributes.items()
     ]
-    return "\n".join(lines) + "\n"
+    return "\n".join([*lines, *_naming_section()]) + "\n"
+
+
+def _naming_section() -> list[str]:
+    lines = [
+        "",
+        "## Names",
+        "",
+        "The names are the same on `/metrics` and after OTLP → Collector → remote write, and",
+        "`promtool check metrics` finds nothing on `/metrics` except one deliberate exception: the",
+        "quantile gauges carry a `quantile` label without being a summary. Cloudflare computes",
+        "each quantile over a window and gives neither the count nor the sum of the events, so the",
+        "values cannot form a Prometheus summary; they are plain gauges, one series per quantile.",
+        "",
+        "Renamed (old → new):",
+        "",
+        "| Old name | New name | Note |",
+        "|---|---|---|",
+    ]
+    return lines + [f"| `{old}` | `{new}` | {note} |" for old, new, note in RENAMED]

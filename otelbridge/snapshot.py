@@ -188,8 +188,8 @@ def build(
         if h is not None:
             put("otelbridge.poll.duration", h.poll_seconds, attrs)
         put("otelbridge.watermark.lag", max(0.0, (now - ledger.counted).total_seconds()), attrs)
-        put("otelbridge.gap.minutes", ledger.gap_minutes, attrs)
-        put("otelbridge.counter.corrections", ledger.corrections, attrs)
+        put("otelbridge.gap", ledger.gap_minutes * 60, attrs)  # whole minutes, exported in seconds
+        put("otelbridge.corrections", ledger.corrections, attrs)
     for outcome, count in sorted(process.api_requests.items()):
         put("otelbridge.api.requests", count, {"outcome": outcome})
     for result, count in sorted(process.otlp_exports.items()):

@@ -50,8 +50,8 @@ if [[ "$(id -u)" == 0 ]] && image_export="$(PYTHON="$venv/bin/python" ./scripts/
 fi
 
 echo "test: ruff" >&2
-"$venv/bin/ruff" check otelbridge tests bench
-"$venv/bin/ruff" format --check otelbridge tests bench
+"$venv/bin/ruff" check otelbridge tests bench dashboards
+"$venv/bin/ruff" format --check otelbridge tests bench dashboards
 echo "test: mypy --strict" >&2
 "$venv/bin/mypy"
 echo "test: pytest" >&2

@@ -43,6 +43,7 @@ def test_microsecond_fields_become_seconds_and_gb_seconds_stay() -> None:
     by_field = {c.field: c for c in catalogue.counters}
     for name in ("cpuTimeUs", "wallTime", "requestDuration"):
         assert by_field[name].unit == "s" and by_field[name].divisor == 1_000_000
-    assert by_field["duration"].unit == "GBy.s" and by_field["duration"].divisor == 1
+    assert by_field["duration"].unit == "gigabyte_seconds" and by_field["duration"].divisor == 1
+    assert by_field["duration"].api_unit == "GBy.s"
     gauges = {g.field: g for g in catalogue.quantile_gauges}
     assert gauges["duration"].divisor == 1 and gauges["cpuTime"].divisor == 1_000_000
