@@ -74,6 +74,9 @@ class Bridge:
         readers: list[MetricReader] = [self.page.reader, *extra_readers]
         self._otlp_task: asyncio.Task[None] | None = None
         self._otlp_pending = False
+        # Kept in the state directory: OTLP series (instance label) continue across restarts.
+        if instance_id is None and self.store is not None:
+            instance_id = self.store.instance_id()
         self.provider: MeterProvider = telemetry.meter_provider(
             readers, self.catalogue, self.current, telemetry.resource(instance_id)
         )
@@ -168,9 +171,9 @@ class Bridge:
             now = self.clock.now()
             if self._poller.due(state, now):
                 behind |= await self._poller.poll(state, now)
+        if self.store is not None:  # never raises: a failed save is logged, counted and retried
+            await asyncio.to_thread(self.store.persist, {a: s.ledger for a, s in self.accounts.items()})
         self.publish()
-        if self.store is not None:
-            await asyncio.to_thread(self.store.save, {a: s.ledger for a, s in self.accounts.items()})
         await self._refresh_outputs()
         return behind
 
@@ -208,10 +211,22 @@ class Bridge:
             self.quantiles,
             {a: s.ledger for a, s in self.accounts.items()},
             {a: snapshot.AccountHealth(s.up, s.poll_seconds, s.quantiles) for a, s in self.accounts.items()},
-            snapshot.Health(dict(self.outcomes), self.rate_limit_used(), dict(self.outcomes_otlp)),
+            snapshot.Health(
+                dict(self.outcomes),
+                self.rate_limit_used(),
+                dict(self.outcomes_otlp),
+                discovery_up=self.discovery_up,
+                state_up=self.store.health.ok if self.store else None,
+                state_save_failures=self.store.health.failures if self.store else 0,
+            ),
             self.clock.now(),
             self.config.max_series,
         )
+
+    @property
+    def discovery_up(self) -> bool:
+        """The accounts to poll are known: configured, or listed by a successful discovery."""
+        return bool(self.accounts)
 
     def rate_limit_used(self) -> int:
         """Queries spent in the current window, over every budget in use."""
@@ -220,9 +235,17 @@ class Bridge:
 
     def status(self) -> dict[str, object]:
         """What /status and `otelbridge check` show: no secrets, only where counting stands."""
+        state = None
+        if self.store is not None:
+            h = self.store.health
+            state = {"ok": h.ok, "last_error": h.last_error or None, "failures": h.failures}
+        accounts_up = all(s.up for s in self.accounts.values())
         return {
+            "ok": self.discovery_up and accounts_up and (state is None or bool(state["ok"])),
             "api_url": self.config.api_url,
+            "discovery": {"ok": self.discovery_up, "last_error": self.discovery_error or None},
             "discovery_error": self.discovery_error or None,
+            "state": state,
             "accounts": {
                 tag: {
                     "up": s.up,
