@@ -16,7 +16,7 @@ from collections import Counter
 from datetime import timedelta
 
 from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult, MetricReader
+from opentelemetry.sdk.metrics.export import MetricExportResult, MetricReader
 
 from otelbridge import gcpause, snapshot, telemetry, windows
 from otelbridge.catalogue import Catalogue
@@ -27,7 +27,7 @@ from otelbridge.cloudflare.errors import CloudflareError
 from otelbridge.config import Config
 from otelbridge.exposition import MetricsPage
 from otelbridge.ledger import AccountLedger
-from otelbridge.otlp import otlp_exporter
+from otelbridge.otlp import OtlpExporter, otlp_exporter
 from otelbridge.poller import AccountPoller, AccountState, RetryPolicy, Sleep
 from otelbridge.ratelimit import RateBudget
 from otelbridge.state import StateStore
@@ -69,7 +69,7 @@ class Bridge:
 
         limits = telemetry.cardinality_limits(config.max_series)
         # OTLP sends what the page render collected (see exposition): one SDK reader, two outputs.
-        self.otlp_exporter: MetricExporter | None = otlp_exporter(config)
+        self.otlp_exporter: OtlpExporter | None = otlp_exporter(config)
         self.page = MetricsPage(limits, keep_data=self.otlp_exporter is not None)
         readers: list[MetricReader] = [self.page.reader, *extra_readers]
         self._otlp_task: asyncio.Task[None] | None = None
@@ -198,8 +198,12 @@ class Bridge:
         if data is None or exporter is None:
             return
         try:
+            # Encoding makes millions of short-lived objects: hold the GC off for it (see gcpause),
+            # but not for the send, which may wait on a Collector for the whole OTLP timeout.
             with gcpause.paused():
-                result = exporter.export(data)
+                batches = exporter.encode(data)
+            del data
+            result = exporter.send(batches)
         except Exception:  # the exporter logs its own failures; this is only a guard
             log.exception("OTLP export failed")
             result = MetricExportResult.FAILURE
