@@ -5,7 +5,7 @@ short-lived objects at 10^5 series, so the bridge holds the cyclic GC off for it
 and `send` puts them on the wire with the exporter's own retries, which may wait up to the OTLP
 timeout while a Collector is down; the GC hold must not cover that. The SDK's exporters do both
 in one `export` call, so otlp_http and otlp_grpc split them, each on private parts of its exporter
-that tests/unit/test_otlp_contract.py pins.
+that tests/unit/test_exporter_contracts.py pins.
 """
 
 from __future__ import annotations

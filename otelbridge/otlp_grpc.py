@@ -3,7 +3,7 @@
 The SDK's gRPC exporter encodes inside its send loop (`_export` calls `_translate_data` on every
 attempt), so `_translate_data` here passes requests encoded beforehand straight through.
 Private parts of opentelemetry-exporter-otlp-proto-grpc 1.45 in use, pinned by
-tests/unit/test_otlp_contract.py: `_split_metrics_data`, `_translate_data`, `_count_data`, `_export`.
+tests/unit/test_exporter_contracts.py: `_split_metrics_data`, `_translate_data`, `_count_data`, `_export`.
 """
 
 from __future__ import annotations

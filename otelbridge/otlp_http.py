@@ -1,7 +1,7 @@
 """OTLP over HTTP/protobuf in two steps (see otlp.py): encode, then send.
 
 Private parts of opentelemetry-exporter-otlp-proto-http 1.45 in use, pinned by
-tests/unit/test_otlp_contract.py: `_split_metrics_data` (splits an encoded request by data
+tests/unit/test_exporter_contracts.py: `_split_metrics_data` (splits an encoded request by data
 points), `OTLPMetricExporter._export_batch` (serializes one request and sends it with retries),
 `_max_export_batch_size` and `_shutdown`.
 """
