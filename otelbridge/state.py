@@ -104,9 +104,9 @@ class StateStore:
     def persist(self, ledgers: Mapping[str, AccountLedger]) -> bool:
         """save(), never raising: a failure is logged when saving starts failing and when it heals."""
         try:
+            self.save(ledgers)
             if self._instance_id and not self._instance_saved:
                 self._save_instance_id()
-            self.save(ledgers)
         except Exception as exc:  # whatever the cause, counting goes on and the next cycle retries
             error = f"{type(exc).__name__}: {exc}"
             if self.health.ok:
