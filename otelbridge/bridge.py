@@ -16,7 +16,7 @@ from collections import Counter
 from datetime import timedelta
 
 from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult, MetricReader
+from opentelemetry.sdk.metrics.export import MetricExportResult, MetricReader
 
 from otelbridge import gcpause, snapshot, telemetry, windows
 from otelbridge.catalogue import Catalogue
@@ -26,7 +26,7 @@ from otelbridge.cloudflare.errors import CloudflareError
 from otelbridge.config import Config
 from otelbridge.exposition import MetricsPage
 from otelbridge.ledger import AccountLedger
-from otelbridge.otlp import otlp_exporter
+from otelbridge.otlp import OtlpExporter, otlp_exporter
 from otelbridge.poller import AccountPoller, AccountState, RetryPolicy, Sleep
 from otelbridge.ratelimit import RateBudget
 from otelbridge.state import StateStore
@@ -68,11 +68,14 @@ class Bridge:
 
         limits = telemetry.cardinality_limits(config.max_series)
         # OTLP sends what the page render collected (see exposition): one SDK reader, two outputs.
-        self.otlp_exporter: MetricExporter | None = otlp_exporter(config)
+        self.otlp_exporter: OtlpExporter | None = otlp_exporter(config)
         self.page = MetricsPage(limits, keep_data=self.otlp_exporter is not None)
         readers: list[MetricReader] = [self.page.reader, *extra_readers]
         self._otlp_task: asyncio.Task[None] | None = None
         self._otlp_pending = False
+        # Kept in the state directory: OTLP series (instance label) continue across restarts.
+        if instance_id is None and self.store is not None:
+            instance_id = self.store.instance_id()
         self.provider: MeterProvider = telemetry.meter_provider(
             readers, self.catalogue, self.current, telemetry.resource(instance_id)
         )
@@ -167,9 +170,9 @@ class Bridge:
             now = self.clock.now()
             if self._poller.due(state, now):
                 behind |= await self._poller.poll(state, now)
+        if self.store is not None:  # never raises: a failed save is logged, counted and retried
+            await asyncio.to_thread(self.store.persist, {a: s.ledger for a, s in self.accounts.items()})
         self.publish()
-        if self.store is not None:
-            await asyncio.to_thread(self.store.save, {a: s.ledger for a, s in self.accounts.items()})
         await self._refresh_outputs()
         return behind
 
@@ -194,8 +197,12 @@ class Bridge:
         if data is None or exporter is None:
             return
         try:
+            # Encoding makes millions of short-lived objects: hold the GC off for it (see gcpause),
+            # but not for the send, which may wait on a Collector for the whole OTLP timeout.
             with gcpause.paused():
-                result = exporter.export(data)
+                batches = exporter.encode(data)
+            del data
+            result = exporter.send(batches)
         except Exception:  # the exporter logs its own failures; this is only a guard
             log.exception("OTLP export failed")
             result = MetricExportResult.FAILURE
@@ -207,10 +214,22 @@ class Bridge:
             self.quantiles,
             {a: s.ledger for a, s in self.accounts.items()},
             {a: snapshot.AccountHealth(s.up, s.poll_seconds, s.quantiles) for a, s in self.accounts.items()},
-            snapshot.Health(dict(self.outcomes), self.rate_limit_used(), dict(self.outcomes_otlp)),
+            snapshot.Health(
+                dict(self.outcomes),
+                self.rate_limit_used(),
+                dict(self.outcomes_otlp),
+                discovery_up=self.discovery_up,
+                state_up=self.store.health.ok if self.store else None,
+                state_save_failures=self.store.health.failures if self.store else 0,
+            ),
             self.clock.now(),
             self.config.max_series,
         )
+
+    @property
+    def discovery_up(self) -> bool:
+        """The accounts to poll are known: configured, or listed by a successful discovery."""
+        return bool(self.accounts)
 
     def rate_limit_used(self) -> int:
         """Queries spent in the current window, over every budget in use."""
@@ -219,9 +238,17 @@ class Bridge:
 
     def status(self) -> dict[str, object]:
         """What /status and `otelbridge check` show: no secrets, only where counting stands."""
+        state = None
+        if self.store is not None:
+            h = self.store.health
+            state = {"ok": h.ok, "last_error": h.last_error or None, "failures": h.failures}
+        accounts_up = all(s.up for s in self.accounts.values())
         return {
+            "ok": self.discovery_up and accounts_up and (state is None or bool(state["ok"])),
             "api_url": self.config.api_url,
+            "discovery": {"ok": self.discovery_up, "last_error": self.discovery_error or None},
             "discovery_error": self.discovery_error or None,
+            "state": state,
             "accounts": {
                 tag: {
                     "up": s.up,

@@ -1,11 +1,12 @@
 """Holding off CPython's cyclic garbage collector while a large collection runs.
 
-A collection through the SDK (a page render, an OTLP export) builds millions of short-lived objects
-that stay alive for the whole collection, so they get promoted and trigger full collections in the
+A collection through the SDK (a page render) or its OTLP encoding builds millions of short-lived
+objects that stay alive for the whole collection, so they get promoted and trigger full collections in the
 middle of it: at 10^5 series, several per collection and 0.3-0.4 s each, with the GIL held, so the
 event loop and every scrape stopped too. What a collection leaves behind is acyclic and freed by
-reference counting. gc.disable() is process-wide and renders and exports may overlap on different
-threads, so the hold is counted: the collector resumes when the last holder leaves.
+reference counting. gc.disable() is process-wide, so it is held only for the CPU-bound work, never
+across network I/O (an OTLP send); renders and encodings may overlap on different threads, so the
+hold is counted: the collector resumes when the last holder leaves.
 """
 
 from __future__ import annotations

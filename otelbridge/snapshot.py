@@ -1,7 +1,7 @@
 """The immutable snapshot that instrument callbacks read.
 
-The poller builds a new Snapshot after every cycle and publishes it by swapping one reference;
-callbacks (which run on the HTTP server's and the OTLP reader's threads) only read it. All unit
+The bridge builds a new Snapshot after every cycle and publishes it by swapping one reference;
+callbacks (which run on the page render's worker thread) only read it. All unit
 conversion and series capping happens here, once per cycle, not once per collection.
 """
 
@@ -34,6 +34,9 @@ class Health:
     api_requests: Mapping[str, int] = field(default_factory=dict)  # outcome -> count
     rate_limit_used: int = 0
     otlp_exports: Mapping[str, int] = field(default_factory=dict)  # result -> count
+    discovery_up: bool = True  # the accounts to poll are known (configured or discovered)
+    state_up: bool | None = None  # the last state save succeeded; None when nothing is persisted
+    state_save_failures: int = 0
 
 
 class Snapshot:
@@ -195,6 +198,10 @@ def build(
     for result, count in sorted(process.otlp_exports.items()):
         put("otelbridge.otlp.exports", count, {"result": result})
     put("otelbridge.ratelimit.used", process.rate_limit_used)
+    put("otelbridge.discovery.up", 1 if process.discovery_up else 0)
+    if process.state_up is not None:
+        put("otelbridge.state.up", 1 if process.state_up else 0)
+        put("otelbridge.state.save.failures", process.state_save_failures)
     put("otelbridge.series", workers_series)
     put("otelbridge.series.dropped", dropped)
 

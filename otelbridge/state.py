@@ -1,24 +1,85 @@
 """Restart without loss: the ledgers are saved after every cycle and read back on start.
 
-Files are written atomically (temporary file, fsync, rename), so a kill -9 leaves either the old
-or the new state. A file that cannot be read, or that belongs to another API endpoint or another
-version of the catalogue, is moved aside with a clear log line and counting starts fresh.
+Files are written atomically (temporary file, fsync, rename, fsync of the directory), so a kill -9
+or a power cut leaves either the old or the new state. A file that cannot be read, or that belongs
+to another API endpoint or another version of the catalogue, or that holds numbers or times no
+ledger can (NaN, infinities, times without a timezone), is moved aside with a clear log line and
+counting starts fresh.
+
+A save that fails (directory not writable, disk full) does not stop anything: counting goes on in
+memory, the failure is logged when it starts and when it heals, counted, and retried every cycle.
+
+The directory also keeps the process's `service.instance.id`, so that OTLP series (whose
+`instance` label comes from it) carry on across restarts instead of starting new ones.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import math
 import os
+import socket
 import time
+import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from otelbridge.ledger import AccountLedger
 
 log = logging.getLogger(__name__)
 FORMAT = 1
+INSTANCE_FILE = "instance-id"
+MAX_INSTANCE_ID = 128
+
+
+def new_instance_id() -> str:
+    return f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Temporary file, fsync, rename over `path`, fsync the directory; no temporary file survives."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.tmp.{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    # The rename is durable only once the directory entry is on disk.
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+
+
+def _no_constant(name: str) -> NoReturn:
+    raise ValueError(f"{name} is not a count")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is out of range")
+    return value
+
+
+@dataclass
+class SaveHealth:
+    """How saving goes: what /status, otelbridge.state.up and otelbridge.state.save.failures show."""
+
+    ok: bool = True
+    failures: int = 0  # failed saves since start
+    last_error: str = ""
 
 
 class StateStore:
@@ -26,6 +87,9 @@ class StateStore:
         self.directory = directory
         self.api_url = api_url
         self.path = directory / "state.json"
+        self.health = SaveHealth()
+        self._instance_id = ""
+        self._instance_saved = False
 
     def save(self, ledgers: Mapping[str, AccountLedger]) -> None:
         document = {
@@ -34,19 +98,61 @@ class StateStore:
             "saved_at": time.time(),
             "accounts": {account: ledger.to_json() for account, ledger in ledgers.items()},
         }
-        self.directory.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(f".tmp.{os.getpid()}")
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(document, f, separators=(",", ":"))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
+        text = json.dumps(document, separators=(",", ":"), allow_nan=False)
+        write_atomically(self.path, text.encode("utf-8"))
+
+    def persist(self, ledgers: Mapping[str, AccountLedger]) -> bool:
+        """save(), never raising: a failure is logged when saving starts failing and when it heals."""
+        try:
+            self.save(ledgers)
+            if self._instance_id and not self._instance_saved:
+                self._save_instance_id()
+        except Exception as exc:  # whatever the cause, counting goes on and the next cycle retries
+            error = f"{type(exc).__name__}: {exc}"
+            if self.health.ok:
+                log.error(
+                    "cannot save state to %s (%s); counting goes on in memory, retrying every cycle",
+                    self.path,
+                    error,
+                )
+            self.health.ok, self.health.last_error = False, error
+            self.health.failures += 1
+            return False
+        if not self.health.ok:
+            log.warning("state saved to %s again after %d failed save(s)", self.path, self.health.failures)
+        self.health.ok, self.health.last_error = True, ""
+        return True
+
+    def instance_id(self) -> str:
+        """The saved service.instance.id, or a new one saved for the next start."""
+        path = self.directory / INSTANCE_FILE
+        saved = ""
+        try:
+            saved = path.read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            pass
+        except (OSError, UnicodeDecodeError) as exc:
+            log.error("cannot read %s (%s); using a new service.instance.id", path, exc)
+        if saved and len(saved) <= MAX_INSTANCE_ID and saved.isprintable():
+            self._instance_id, self._instance_saved = saved, True
+            return saved
+        if saved:
+            log.error("%s does not hold a usable service.instance.id; using a new one", path)
+        self._instance_id = new_instance_id()
+        with contextlib.suppress(OSError):  # a failing directory shows with the first state save
+            self._save_instance_id()
+        return self._instance_id
+
+    def _save_instance_id(self) -> None:
+        write_atomically(self.directory / INSTANCE_FILE, f"{self._instance_id}\n".encode())
+        self._instance_saved = True
 
     def load(self, fields: tuple[str, ...]) -> dict[str, AccountLedger]:
         if not self.path.exists():
             return {}
         try:
-            document = json.loads(self.path.read_text(encoding="utf-8"))
+            text = self.path.read_text(encoding="utf-8")
+            document = json.loads(text, parse_constant=_no_constant, parse_float=_finite)
             return self._parse(document, fields)
         except (OSError, ValueError, KeyError, TypeError) as exc:
             aside = self.path.with_name(f"state.json.bad-{int(time.time())}")
@@ -64,4 +170,8 @@ class StateStore:
         accounts = document["accounts"]
         if not isinstance(accounts, dict):
             raise ValueError("accounts is not a mapping")
-        return {str(a): AccountLedger.from_json(data, fields) for a, data in accounts.items()}
+        ledgers = {str(a): AccountLedger.from_json(data, fields) for a, data in accounts.items()}
+        for account, ledger in ledgers.items():
+            if ledger.settled.utcoffset() is None or ledger.counted.utcoffset() is None:
+                raise ValueError(f"account {account}: times without a timezone")
+        return ledgers

@@ -1,14 +1,12 @@
 """OpenTelemetry wiring: resource, instruments from the catalogue, and the MeterProvider.
 
 Instruments are observable: their callbacks only read the current Snapshot, so a collection
-(a scrape, an OTLP export) never waits on Cloudflare and never does I/O.
+(one per poll, feeding the /metrics page and OTLP) never waits on Cloudflare and never does I/O.
 """
 
 from __future__ import annotations
 
 import os
-import socket
-import uuid
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -30,17 +28,21 @@ from opentelemetry.util.types import Attributes
 from otelbridge import __version__
 from otelbridge.catalogue import Catalogue
 from otelbridge.snapshot import Snapshot
+from otelbridge.state import new_instance_id
 
 SCOPE = "otelbridge"
 
 
 def resource(instance_id: str | None = None) -> Resource:
-    """service.* and cloud.* attributes; OTEL_RESOURCE_ATTRIBUTES and OTEL_SERVICE_NAME win."""
+    """service.* and cloud.* attributes; OTEL_RESOURCE_ATTRIBUTES and OTEL_SERVICE_NAME win.
+
+    `instance_id` is the one kept in the state directory (state.StateStore.instance_id), so that a
+    restart continues the same series; a new random one only when nothing is persisted."""
     base = Resource(
         {
             "service.name": "otelbridge",
             "service.version": __version__,
-            "service.instance.id": instance_id or f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}",
+            "service.instance.id": instance_id or new_instance_id(),
             "cloud.provider": "cloudflare",
             "cloud.platform": "cloudflare.workers",
         }

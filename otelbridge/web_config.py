@@ -6,7 +6,8 @@
     basic_auth_users:
       prometheus: $2y$10$...   # bcrypt, as Prometheus uses; or sha256:<hex> without extra packages
 
-Only bcrypt needs the optional `bcrypt` package; `sha256:` hashes work with the standard library.
+Only bcrypt needs the optional `bcrypt` package (a bcrypt hash without it is a configuration
+error at start); `sha256:` hashes work with the standard library.
 """
 
 from __future__ import annotations
@@ -60,6 +61,14 @@ def _check(password: str, stored: str) -> bool:
     return False
 
 
+def _bcrypt_available() -> bool:
+    try:
+        import bcrypt  # type: ignore[import-not-found,unused-ignore]  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def load(path: Path) -> WebConfig:
     raw = read_yaml(path)
     unknown = set(raw) - {"tls_server_config", "basic_auth_users"}
@@ -78,6 +87,12 @@ def load(path: Path) -> WebConfig:
     for user, hashed in users.items():
         if not isinstance(hashed, str) or not hashed.startswith(("sha256:", "$2")):
             raise ConfigError(f"web_config_file: basic_auth_users.{user} must be a bcrypt or sha256: hash")
+        if hashed.startswith("$2") and not _bcrypt_available():
+            # Refusing to start beats answering every scrape with 401.
+            raise ConfigError(
+                f"web_config_file: basic_auth_users.{user} is a bcrypt hash but the bcrypt package is "
+                "not installed (pip install bcrypt, or use a sha256: hash)"
+            )
     return WebConfig(
         cert_file=base / cert if cert else None,
         key_file=base / key if key else None,

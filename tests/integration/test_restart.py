@@ -108,7 +108,7 @@ async def test_state_is_written_atomically(
     await bridge.poll_once()
     assert config.state_dir is not None
     files = sorted(p.name for p in Path(config.state_dir).iterdir())
-    assert files == ["state.json"], "no temporary files are left behind"
+    assert files == ["instance-id", "state.json"], "no temporary files are left behind"
     saved = json.loads((config.state_dir / "state.json").read_text())
     assert set(saved["accounts"]) == set(bridge.accounts)
     assert "sim-token" not in (config.state_dir / "state.json").read_text()
