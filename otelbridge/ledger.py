@@ -22,6 +22,11 @@ def _add(a: Vector, b: Vector) -> Vector:
     return tuple(x + y for x, y in zip(a, b, strict=True))
 
 
+def _below(a: Vector, b: Vector) -> bool:
+    """True when some field of a is lower than in b."""
+    return any(x < y for x, y in zip(a, b, strict=True))
+
+
 def _accumulate(into: dict[SeriesKey, Vector], rows: Rows) -> None:
     for key, vector in rows.items():
         into[key] = _add(into[key], vector) if key in into else vector
@@ -34,6 +39,11 @@ class AccountLedger:
     final   sums of settled minutes, never re-queried
     open    the last answer for the open minutes [settled, counted), replaced every cycle
     totals  what is exported: final + open, but never lower than before (counters do not go down)
+
+    A re-queried answer below what was exported is a downward revision: it is counted once in
+    `corrections`, and the series stays clamped (exported above final + open) until its fresh
+    value catches up. A clamped series' later answers count again only if they come back lower
+    still. `clamped` is derived (final + open of the clamped series), so state files need not hold it.
     """
 
     fields: tuple[str, ...]
@@ -42,8 +52,9 @@ class AccountLedger:
     final: dict[SeriesKey, Vector] = field(default_factory=dict)
     open: dict[SeriesKey, Vector] = field(default_factory=dict)
     totals: dict[SeriesKey, Vector] = field(default_factory=dict)
-    corrections: int = 0  # times a re-queried value came back lower than already exported
+    corrections: int = 0  # downward revisions: re-queried values lower than exported and than before
     gap_minutes: int = 0  # minutes Cloudflare no longer served when their turn came
+    clamped: dict[SeriesKey, Vector] = field(default_factory=dict)  # fresh value of series below totals
 
     @classmethod
     def starting_at(cls, fields: tuple[str, ...], start: datetime) -> AccountLedger:
@@ -61,15 +72,23 @@ class AccountLedger:
         self.settled, self.counted = plan.settled, plan.counted
         self._refresh_totals()
 
-    def _refresh_totals(self) -> None:
+    def _fresh(self, key: SeriesKey) -> Vector:
         zero = (0,) * len(self.fields)
+        return _add(self.final.get(key, zero), self.open.get(key, zero))
+
+    def _refresh_totals(self) -> None:
         for key in self.final.keys() | self.open.keys():
-            fresh = _add(self.final.get(key, zero), self.open.get(key, zero))
+            fresh = self._fresh(key)
             before = self.totals.get(key)
-            if before is not None and any(f < b for f, b in zip(fresh, before, strict=True)):
+            if before is None or not _below(fresh, before):
+                self.clamped.pop(key, None)
+                self.totals[key] = fresh
+                continue
+            last = self.clamped.get(key)
+            if last is None or _below(fresh, last):  # a new downward revision, not the same one again
                 self.corrections += 1
-                fresh = tuple(max(f, b) for f, b in zip(fresh, before, strict=True))
-            self.totals[key] = fresh
+            self.clamped[key] = fresh
+            self.totals[key] = tuple(max(f, b) for f, b in zip(fresh, before, strict=True))
 
     # State files hold plain JSON types: datetimes as ISO strings, vectors as lists.
     def to_json(self) -> dict[str, Any]:
@@ -114,4 +133,8 @@ class AccountLedger:
         )
         if ledger.settled > ledger.counted:
             raise ValueError("state has settled after counted")
+        for key in ledger.final.keys() | ledger.open.keys():
+            fresh, exported = ledger._fresh(key), ledger.totals.get(key)
+            if exported is not None and _below(fresh, exported):
+                ledger.clamped[key] = fresh
         return ledger

@@ -1,0 +1,53 @@
+"""otelbridge.counter.corrections counts each downward revision once, across cycles and restarts."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from otelbridge.ledger import AccountLedger, Rows
+from otelbridge.windows import MINUTE, Timing, plan
+
+T0 = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
+FIELDS = ("requests", "errors")
+KEY = ("s", "success")
+# The open range stays open for the whole test: settle is far away.
+TIMING = Timing(delay=MINUTE, settle=timedelta(hours=2), quantile_window=MINUTE)
+
+
+def cycle(ledger: AccountLedger, minute: int, open_rows: Rows) -> AccountLedger:
+    p = plan(T0 + timedelta(minutes=minute), ledger.settled, ledger.counted, TIMING)
+    assert p.settling.empty
+    ledger.apply(p, {}, open_rows)
+    return ledger
+
+
+def test_one_downward_revision_is_counted_once_while_it_lasts() -> None:
+    ledger = cycle(AccountLedger.starting_at(FIELDS, T0), 5, {KEY: (10, 1)})
+    for minute in range(6, 12):  # the same lower answer, six cycles in a row
+        cycle(ledger, minute, {KEY: (8, 1)})
+    assert ledger.totals[KEY] == (10, 1)
+    assert ledger.corrections == 1
+
+
+def test_a_further_drop_is_a_new_revision_a_partial_recovery_is_not() -> None:
+    ledger = cycle(AccountLedger.starting_at(FIELDS, T0), 5, {KEY: (10, 1)})
+    cycle(ledger, 6, {KEY: (8, 1)})
+    cycle(ledger, 7, {KEY: (7, 1)})  # lower still: a second revision
+    cycle(ledger, 8, {KEY: (9, 1)})  # rising, still below the exported 10
+    cycle(ledger, 9, {KEY: (9, 1)})
+    assert ledger.corrections == 2
+    cycle(ledger, 10, {KEY: (12, 1)})  # caught up: no longer clamped
+    assert ledger.totals[KEY] == (12, 1) and not ledger.clamped
+    cycle(ledger, 11, {KEY: (11, 1)})  # a fresh drop after recovery counts again
+    assert ledger.corrections == 3
+
+
+def test_a_restart_does_not_count_the_same_revision_again() -> None:
+    ledger = cycle(AccountLedger.starting_at(FIELDS, T0), 5, {KEY: (10, 1)})
+    cycle(ledger, 6, {KEY: (8, 1)})
+    document = ledger.to_json()
+    assert "clamped" not in document  # derived from final + open, so older state files work as they are
+    again = AccountLedger.from_json(document, FIELDS)
+    assert again == ledger
+    cycle(again, 7, {KEY: (8, 1)})
+    assert again.corrections == 1
