@@ -14,6 +14,7 @@ from datetime import datetime
 
 from opentelemetry.metrics import Observation
 
+from otelbridge import exact
 from otelbridge.catalogue import ACCOUNT, QUANTILE, SCRIPT, STATUS, Catalogue
 from otelbridge.cloudflare.answers import QuantileRow
 from otelbridge.ledger import AccountLedger, SeriesKey, Vector
@@ -95,6 +96,7 @@ class _Rows:
 
     totals: Mapping[SeriesKey, Vector]
     quantiles: Mapping[str, QuantileRow]
+    exact_fields: frozenset[int] = frozenset()  # indices of fields held in exact units (ledger.floats)
 
 
 def _workers_points(
@@ -102,11 +104,18 @@ def _workers_points(
 ) -> dict[str, tuple[Observation, ...]]:
     out = _Capped(max_series)
     for account in sorted(rows):
-        totals, by_script = rows[account].totals, rows[account].quantiles
+        totals, by_script, exact_fields = (
+            rows[account].totals,
+            rows[account].quantiles,
+            rows[account].exact_fields,
+        )
         for (script, status), vector in sorted(totals.items()):
             attrs = {ACCOUNT: account, SCRIPT: script, STATUS: status}
-            for counter, value in zip(catalogue.counters, vector, strict=True):
-                out.add(counter.name, counter.exported(value), attrs)
+            for i, (counter, value) in enumerate(zip(catalogue.counters, vector, strict=True)):
+                if i in exact_fields:  # an exact sum, rounded once, unit conversion included
+                    out.add(counter.name, exact.quotient(int(value), counter.divisor), attrs)
+                else:
+                    out.add(counter.name, counter.exported(value), attrs)
         for script in sorted(by_script):
             row = by_script[script]
             base = {ACCOUNT: account, SCRIPT: script}
@@ -145,7 +154,11 @@ def build(
     max_series: int,
 ) -> Snapshot:
     rows = {
-        account: _Rows(dict(ledger.totals), dict(health[account].quantiles) if account in health else {})
+        account: _Rows(
+            dict(ledger.totals),
+            dict(health[account].quantiles) if account in health else {},
+            frozenset(ledger.float_index),
+        )
         for account, ledger in ledgers.items()
     }
     workers_series, dropped = _count(catalogue, quantiles, rows, max_series)
@@ -163,6 +176,7 @@ def build(
         put("otelbridge.watermark.lag", max(0.0, (now - ledger.counted).total_seconds()), attrs)
         put("otelbridge.gap.minutes", ledger.gap_minutes, attrs)
         put("otelbridge.counter.corrections", ledger.corrections, attrs)
+        put("otelbridge.series.forgotten", ledger.forgotten, attrs)
     for outcome, count in sorted(process.api_requests.items()):
         put("otelbridge.api.requests", count, {"outcome": outcome})
     for result, count in sorted(process.otlp_exports.items()):
