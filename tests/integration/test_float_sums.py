@@ -9,7 +9,7 @@ more on export (2**-53). The bound does not grow with the number of rows, cycles
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 from fractions import Fraction
 
 from otelbridge.bridge import Bridge
@@ -25,9 +25,8 @@ FLOATS = ("duration", "requestDuration")
 
 
 def labels(account: str, script: str, status: str) -> tuple[tuple[str, str], ...]:
-    return tuple(
-        sorted({"cloud_account_id": account, "faas_name": script, "cloudflare_workers_status": status}.items())
-    )
+    attrs = {"cloud_account_id": account, "faas_name": script, "cloudflare_workers_status": status}
+    return tuple(sorted(attrs.items()))
 
 
 def within_bound(exported: float, exact: Fraction) -> bool:
