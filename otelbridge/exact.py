@@ -8,8 +8,6 @@ the ledger's hot path (about a microsecond a value), unlike fractions.Fraction.
 
 from __future__ import annotations
 
-from fractions import Fraction
-
 _BITS = 1074  # 2**-1074 is the smallest positive float64 (a subnormal)
 ONE = 1 << _BITS  # 1.0 in units
 
@@ -27,13 +25,18 @@ def quotient(total: int, divisor: int = 1) -> float:
 
 def encode(total: int) -> str:
     """A units total as a reduced fraction "n/d" (or "n"), for state files: exact and readable."""
-    return str(Fraction(total, ONE))
+    shift = min(_BITS, (total & -total).bit_length() - 1) if total else _BITS  # common factors of 2
+    exponent = _BITS - shift
+    return f"{total >> shift}/{1 << exponent}" if exponent else str(total >> shift)
 
 
 def decode(text: str) -> int:
     """The inverse of encode; refuses anything that is not a non-negative multiple of 2**-1074."""
-    value = Fraction(text)
-    scaled = value * ONE
-    if value < 0 or scaled.denominator != 1:
+    numerator, _, denominator = text.partition("/")
+    try:
+        n, d = int(numerator), int(denominator or "1")
+    except ValueError:
+        raise ValueError(f"not an exact non-negative float sum: {text!r}") from None
+    if n < 0 or d <= 0 or d & (d - 1) or d.bit_length() > _BITS + 1:
         raise ValueError(f"not an exact non-negative float sum: {text!r}")
-    return scaled.numerator
+    return n << (_BITS + 1 - d.bit_length())

@@ -128,14 +128,19 @@ class AccountLedger:
         changed = self.open.keys() | settling.keys() | open_rows.keys()
         self.open = dict(open_rows)
         self.settled, self.counted = plan.settled, plan.counted
-        for key in settling.keys() | open_rows.keys():
-            self.seen[key] = self.counted
+        self.seen.update(dict.fromkeys(settling, self.counted))
+        self.seen.update(dict.fromkeys(open_rows, self.counted))
         self._refresh_totals(changed)
         self._forget_idle()
 
     def _fresh(self, key: SeriesKey) -> Vector:
-        zero = (0,) * len(self.fields)
-        return _add(self.final.get(key, zero), self.open.get(key, zero))
+        """final + open of a series that has at least one of them."""
+        final, open_part = self.final.get(key), self.open.get(key)
+        if final is None or open_part is None:
+            fresh = final or open_part
+            assert fresh is not None
+            return fresh
+        return _add(final, open_part)
 
     def _refresh_totals(self, keys: Iterable[SeriesKey]) -> None:
         """Recompute the totals of the series whose final or open part changed; others stand."""
@@ -176,6 +181,8 @@ class AccountLedger:
         def rows(d: dict[SeriesKey, Vector]) -> list[list[Any]]:
             return [[script, status, plain(vector)] for (script, status), vector in sorted(d.items())]
 
+        minutes = {when: (when - _EPOCH) // MINUTE for when in set(self.seen.values())}
+
         return {
             "fields": list(self.fields),
             "floats": sorted(self.floats),
@@ -184,7 +191,7 @@ class AccountLedger:
             "final": rows(self.final),
             "open": rows(self.open),
             "totals": rows(self.totals),
-            "seen": [[s, st, (when - _EPOCH) // MINUTE] for (s, st), when in sorted(self.seen.items())],
+            "seen": [[s, st, minutes[when]] for (s, st), when in sorted(self.seen.items())],
             "corrections": self.corrections,
             "gap_minutes": self.gap_minutes,
         }
@@ -198,22 +205,24 @@ class AccountLedger:
         floats = frozenset(data.get("floats", ()))
         if not floats <= set(fields):
             raise ValueError(f"state has unknown float fields {sorted(floats - set(fields))}")
-        kinds = [name in floats for name in fields]
+        index = tuple(i for i, name in enumerate(fields) if name in floats)
 
-        def value(v: Any, is_float: bool, where: str) -> float:
-            if is_float and isinstance(v, str):
-                return exact.decode(v)
-            if not is_float and isinstance(v, int | float) and not isinstance(v, bool):
-                return v
-            raise ValueError(f"malformed value {v!r} in ledger row for {where}")
+        def vector_of(values: list[Any], where: str) -> Vector:
+            numbers = list(values)
+            for i in index:
+                if not isinstance(numbers[i], str):
+                    raise ValueError(f"malformed exact sum in ledger row for {where}")
+                numbers[i] = exact.decode(numbers[i])
+            if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in numbers):
+                raise ValueError(f"non-numeric value in ledger row for {where}")
+            return tuple(numbers)
 
         def rows(items: list[list[Any]]) -> dict[SeriesKey, Vector]:
             out: dict[SeriesKey, Vector] = {}
-            for script, status, vector in items:
-                if not isinstance(script, str) or not isinstance(status, str) or len(vector) != len(fields):
+            for script, status, values in items:
+                if not isinstance(script, str) or not isinstance(status, str) or len(values) != len(fields):
                     raise ValueError(f"malformed ledger row for {script!r}/{status!r}")
-                where = f"{script!r}/{status!r}"
-                out[(script, status)] = tuple(value(v, k, where) for v, k in zip(vector, kinds, strict=True))
+                out[(script, status)] = vector_of(values, f"{script!r}/{status!r}")
             return out
 
         ledger = cls(
