@@ -19,6 +19,7 @@ SeriesKey = tuple[str, str]  # (script name, status)
 Vector = tuple[float, ...]  # one value per counter field, in catalogue order (float fields: units)
 Rows = Mapping[SeriesKey, Vector]
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ROUNDING_SPAN = 1 << 52  # float fields: drops within 1/_ROUNDING_SPAN of the value are rounding
 
 
 def _add(a: Vector, b: Vector) -> Vector:
@@ -44,7 +45,8 @@ class AccountLedger:
     totals  what is exported: final + open, but never lower than before (counters do not go down)
     seen    per series, the watermark (`counted`) of the last answer that had rows for it
 
-    A re-queried answer below what was exported is a downward revision: it is counted once in
+    A re-queried answer below what was exported is a downward revision (for a float field: by more
+    than Cloudflare's rounding of rows explains): it is counted once in
     `corrections`, and the series stays clamped (exported above final + open) until its fresh
     value catches up. A clamped series' later answers count again only if they come back lower
     still. `clamped` is derived (final + open of the clamped series), so state files need not hold it.
@@ -152,10 +154,20 @@ class AccountLedger:
                 self.totals[key] = fresh
                 continue
             last = self.clamped.get(key)
-            if last is None or _below(fresh, last):  # a new downward revision, not the same one again
+            if self._revised(fresh, before if last is None else last):  # not the same one again
                 self.corrections += 1
             self.clamped[key] = fresh
             self.totals[key] = tuple(max(f, b) for f, b in zip(fresh, before, strict=True))
+
+    def _revised(self, fresh: Vector, reference: Vector) -> bool:
+        """Whether fresh is a downward revision of reference. Cloudflare rounds each float row it
+        returns (2**-53 relative), so the same minutes answered as other rows may sum up to 2**-52
+        lower (see docs/numbers.md): a float field must drop by more to count as revised."""
+        floats = self.float_index
+        for i, (f, r) in enumerate(zip(fresh, reference, strict=True)):
+            if f < r and (i not in floats or f * _ROUNDING_SPAN < r * (_ROUNDING_SPAN - 1)):
+                return True
+        return False
 
     def _forget_idle(self) -> None:
         if self.idle_ttl is None:

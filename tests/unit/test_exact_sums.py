@@ -76,3 +76,12 @@ def test_state_files_hold_exact_sums_and_older_files_are_converted() -> None:
     loaded.apply(p, {KEY: (1, 0.1)}, {})
     assert exact.quotient(int(loaded.totals[KEY][1])) == float(Fraction(before) + Fraction(0.1))
     assert loaded.corrections == 0
+
+
+def test_a_field_that_stops_being_float_is_handed_back_rounded_once() -> None:
+    ledger = feed([0.1, 0.2], ("duration",))
+    ledger.count_exactly(())
+    assert ledger.totals[KEY] == (2, float(Fraction(0.1) + Fraction(0.2)))
+    assert ledger.floats == frozenset()
+    with pytest.raises(ValueError):
+        ledger.count_exactly(("nope",))

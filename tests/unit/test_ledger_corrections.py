@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from otelbridge import exact
 from otelbridge.ledger import AccountLedger, Rows
 from otelbridge.windows import MINUTE, Timing, plan
 
@@ -51,3 +52,14 @@ def test_a_restart_does_not_count_the_same_revision_again() -> None:
     assert again == ledger
     cycle(again, 7, {KEY: (8, 1)})
     assert again.corrections == 1
+
+
+def test_a_float_field_lower_by_its_rounding_is_no_revision_but_never_lowers_the_counter() -> None:
+    fields = ("requests", "duration")
+    ledger = AccountLedger.starting_at(fields, T0, ("duration",))
+    cycle(ledger, 5, {KEY: (10, 0.30000000000000004)})  # 0.1 + 0.2 answered as one row
+    cycle(ledger, 6, {KEY: (10, 0.3)})  # one ulp lower: the same events rounded otherwise
+    assert ledger.corrections == 0
+    assert ledger.totals[KEY][1] == exact.units(0.30000000000000004)  # still never lower
+    cycle(ledger, 7, {KEY: (10, 0.29)})  # a real revision
+    assert ledger.corrections == 1
