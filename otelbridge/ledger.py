@@ -136,12 +136,10 @@ class AccountLedger:
         self._forget_idle()
 
     def _fresh(self, key: SeriesKey) -> Vector:
-        """final + open of a series that has at least one of them."""
+        """final + open of a series (zero if an open row it had is no longer answered)."""
         final, open_part = self.final.get(key), self.open.get(key)
         if final is None or open_part is None:
-            fresh = final or open_part
-            assert fresh is not None
-            return fresh
+            return final or open_part or (0,) * len(self.fields)
         return _add(final, open_part)
 
     def _refresh_totals(self, keys: Iterable[SeriesKey]) -> None:
@@ -255,8 +253,8 @@ class AccountLedger:
         for script, status, minute in data.get("seen", ()):
             if (script, status) in ledger.seen:
                 ledger.seen[(script, status)] = _EPOCH + MINUTE * int(minute)
-        for key in ledger.final.keys() | ledger.open.keys():
-            fresh, exported = ledger._fresh(key), ledger.totals.get(key)
-            if exported is not None and _below(fresh, exported):
+        for key, exported in ledger.totals.items():
+            fresh = ledger._fresh(key)
+            if _below(fresh, exported):
                 ledger.clamped[key] = fresh
         return ledger

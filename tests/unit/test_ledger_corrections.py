@@ -63,3 +63,13 @@ def test_a_float_field_lower_by_its_rounding_is_no_revision_but_never_lowers_the
     assert ledger.totals[KEY][1] == exact.units(0.30000000000000004)  # still never lower
     cycle(ledger, 7, {KEY: (10, 0.29)})  # a real revision
     assert ledger.corrections == 1
+
+
+def test_an_open_row_no_longer_answered_is_one_revision_and_survives_a_restart() -> None:
+    ledger = cycle(AccountLedger.starting_at(FIELDS, T0), 5, {KEY: (10, 1)})
+    cycle(ledger, 6, {})
+    cycle(ledger, 7, {})
+    assert ledger.totals[KEY] == (10, 1) and ledger.corrections == 1
+    again = AccountLedger.from_json(ledger.to_json(), FIELDS)
+    cycle(again, 8, {})
+    assert again.corrections == 1
