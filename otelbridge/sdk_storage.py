@@ -33,7 +33,6 @@ from opentelemetry.sdk.metrics.export import MetricsData
 log = logging.getLogger(__name__)
 
 VERIFIED_SDK = ("1.45.",)  # SDK versions whose internals this was checked against
-_UNSET = object()
 
 
 def _storages(provider: MeterProvider) -> Mapping[Any, Any] | None:
@@ -101,13 +100,8 @@ def _prune(storage: Any) -> None:
         for match in matches:
             with match._lock:
                 held = match._attributes_aggregation
-                gone = [key for key, aggregation in held.items() if _unobserved(aggregation)]
+                # `_value` is None until an observation of this collection arrives (AttributeError
+                # if an SDK names it otherwise: pruning then turns off).
+                gone = [key for key, aggregation in held.items() if aggregation._value is None]
                 for key in gone:
                     del held[key]
-
-
-def _unobserved(aggregation: Any) -> bool:
-    value = getattr(aggregation, "_value", _UNSET)
-    if value is _UNSET:
-        raise AttributeError(f"{type(aggregation).__name__} has no _value")
-    return value is None
