@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from importlib.metadata import version
 
+import pytest
 from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader, NumberDataPoint
@@ -87,3 +88,29 @@ def test_without_it_the_sdk_folds_live_series_into_overflow() -> None:
     else:
         raise AssertionError("the SDK now releases unobserved series itself: sdk_storage may go")
     assert sdk_storage.stored_series(world.provider) > 2 * 2 * LIVE
+
+
+class Stranger:
+    """An aggregation that keeps its state under another name than `_value`."""
+
+    def collect(self, *args: object) -> None:
+        return None
+
+
+def test_an_sdk_of_another_shape_turns_pruning_off_with_an_error(caplog: pytest.LogCaptureFixture) -> None:
+    provider = MeterProvider()
+    provider._measurement_consumer = None  # type: ignore[assignment]
+    assert not sdk_storage.forget_unobserved(provider)
+    assert "will not be released" in caplog.text
+
+    world = World(prune=True)
+    world.names = ["a"]
+    world.collect()
+    storage = next(iter(world.provider._measurement_consumer._reader_storages.values()))
+    for matches in storage._instrument_view_instrument_matches.values():
+        for match in matches:
+            match._attributes_aggregation["stranger"] = Stranger()
+    world.names = ["b"]
+    points = world.collect()  # the collection goes on, without pruning
+    assert "b" in points["c"]
+    assert "pruning is off" in caplog.text
