@@ -43,7 +43,7 @@ class Config:
     quantile_window: timedelta = timedelta(minutes=5)
     quantiles: tuple[str, ...] = ()  # empty: the catalogue's default set
     max_series: int = 50_000
-    idle_series_ttl: timedelta = timedelta(hours=24)  # 0: never forget an idle series
+    idle_series_ttl: timedelta = timedelta(hours=48)  # 0: never forget; longer than a day for daily crons
     request_timeout: timedelta = timedelta(seconds=30)
     rate_limit: int = 300  # GraphQL queries per 5 minutes per credential
     account_based_rate_limit: bool = False

@@ -63,7 +63,7 @@ def test_last_seen_survives_a_restart_and_older_files_count_as_seen_now() -> Non
 
 
 def test_idle_series_ttl_is_configured_and_checked() -> None:
-    assert load(environ={}).idle_series_ttl == timedelta(hours=24)
+    assert load(environ={}).idle_series_ttl == timedelta(hours=48)
     assert load(environ={"OTELBRIDGE_IDLE_SERIES_TTL": "0"}).idle_series_ttl == timedelta(0)
     with pytest.raises(ConfigError, match="idle_series_ttl"):
         load(environ={"OTELBRIDGE_IDLE_SERIES_TTL": "2m", "OTELBRIDGE_SETTLE": "10m"})
