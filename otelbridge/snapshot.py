@@ -104,12 +104,8 @@ def _workers_points(
 ) -> dict[str, tuple[Observation, ...]]:
     out = _Capped(max_series)
     for account in sorted(rows):
-        totals, by_script, exact_fields = (
-            rows[account].totals,
-            rows[account].quantiles,
-            rows[account].exact_fields,
-        )
-        for (script, status), vector in sorted(totals.items()):
+        by_script, exact_fields = rows[account].quantiles, rows[account].exact_fields
+        for (script, status), vector in sorted(rows[account].totals.items()):
             attrs = {ACCOUNT: account, SCRIPT: script, STATUS: status}
             for i, (counter, value) in enumerate(zip(catalogue.counters, vector, strict=True)):
                 if i in exact_fields:  # an exact sum, rounded once, unit conversion included
