@@ -30,6 +30,7 @@ QUANTILES = ("0.99",)
 TIMING = Timing(delay=MINUTE, settle=timedelta(minutes=5), quantile_window=timedelta(minutes=5))
 CATALOGUE = load()
 REQUESTS = "cloudflare_workers_requests_total"
+INVOCATION = "cloudflare_workers_invocation_"
 
 
 def vector(requests: int) -> tuple[float, ...]:
@@ -83,6 +84,9 @@ def test_churning_scripts_never_overflow_and_their_storage_is_released() -> None
             if r >= 1:  # idle for one round (< TTL): still exported, value unchanged
                 previous = [f"wfp-{r - 1:02d}-{i:04d}" for i in range(PER_ROUND)]
                 assert all(got[s] == exported[r - 1][s] for s in previous if s not in returning)
+                # but no rows in the quantile window: its quantile gauges are gone
+                gauges = [line for line in body.decode().splitlines() if line.startswith(INVOCATION)]
+                assert gauges and not any(f'"{previous[-1]}"' in line for line in gauges)
             if r >= 2:  # idle for two rounds (>= TTL): gone from the export and from the ledger
                 assert not any(f"wfp-{r - 2:02d}-{i:04d}" in got for i in range(BACK, PER_ROUND))
             if returning:  # counted again from zero: the new minutes only, never the old ones twice
