@@ -20,7 +20,7 @@ from otelbridge.simulator import Simulator, Traffic
 from otelbridge.windows import MINUTE, floor_minute
 from tests.metrics_text import parse_prometheus
 
-BOUND = Fraction(1, 2**52) * (1 + Fraction(1, 2**52))  # relative, see the module docstring
+BOUND = Fraction(1, 2**52) + Fraction(1, 2**106)  # relative: 2**-53 twice, and their product
 FLOATS = ("duration", "requestDuration")
 
 
