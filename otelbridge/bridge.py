@@ -123,6 +123,9 @@ class Bridge:
         start = floor_minute(self.clock.now() - self.config.lookback)
         for tag in tags:
             ledger = self._saved.get(tag) or AccountLedger.starting_at(self.fields, start)
+            assert self._client is not None
+            ledger.count_exactly(self._client.float_fields)
+            ledger.idle_ttl = self.config.idle_series_ttl or None
             if tag not in self._saved:
                 log.info(
                     "account %s: counting from %s (lookback %s)", tag, start.isoformat(), self.config.lookback

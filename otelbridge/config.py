@@ -44,6 +44,7 @@ class Config:
     quantile_window: timedelta = timedelta(minutes=5)
     quantiles: tuple[str, ...] = ()  # empty: the catalogue's default set
     max_series: int = 50_000
+    idle_series_ttl: timedelta = timedelta(hours=48)  # 0: never forget; longer than a day for daily crons
     request_timeout: timedelta = timedelta(seconds=30)
     rate_limit: int = 300  # GraphQL queries per 5 minutes per credential
     account_based_rate_limit: bool = False
@@ -210,6 +211,7 @@ KEYS: dict[str, tuple[Parser, str]] = {
     "quantile_window": (parse_duration, "OTELBRIDGE_QUANTILE_WINDOW"),
     "quantiles": (_quantiles, "OTELBRIDGE_QUANTILES"),
     "max_series": (lambda k, v: _int(k, v, 1, 10_000_000), "OTELBRIDGE_MAX_SERIES"),
+    "idle_series_ttl": (parse_duration, "OTELBRIDGE_IDLE_SERIES_TTL"),
     "request_timeout": (parse_duration, "OTELBRIDGE_REQUEST_TIMEOUT"),
     "rate_limit": (lambda k, v: _int(k, v, 1, 100_000), "OTELBRIDGE_RATE_LIMIT"),
     "account_based_rate_limit": (_bool, "OTELBRIDGE_ACCOUNT_BASED_RATE_LIMIT"),
@@ -315,6 +317,8 @@ def _assemble(values: dict[str, Any]) -> Config:
     config = Config(credentials=credentials, **{k: v for k, v in values.items() if k in names})
     if config.settle < config.delay:
         raise ConfigError(f"settle: must be at least delay ({config.delay}), got {config.settle}")
+    if config.idle_series_ttl and config.idle_series_ttl < config.settle:
+        raise ConfigError(f"idle_series_ttl: must be 0 (never) or at least settle ({config.settle})")
     if config.poll_interval < timedelta(seconds=1):
         raise ConfigError("poll_interval: must be at least 1s")
     if config.quantile_window < timedelta(minutes=1) or config.quantile_window % timedelta(minutes=1):

@@ -15,7 +15,8 @@ from datetime import datetime
 
 from opentelemetry.metrics import Observation
 
-from otelbridge.catalogue import ACCOUNT, QUANTILE, SCRIPT, STATUS, Catalogue
+from otelbridge import exact
+from otelbridge.catalogue import ACCOUNT, QUANTILE, SCRIPT, STATUS, Catalogue, SourcedMetric
 from otelbridge.cloudflare.answers import QuantileRow
 from otelbridge.ledger import AccountLedger, SeriesKey, Vector
 
@@ -99,6 +100,7 @@ class _Rows:
 
     totals: Mapping[SeriesKey, Vector]
     quantiles: Mapping[str, QuantileRow]
+    exact_fields: frozenset[int] = frozenset()  # indices of fields held in exact units (ledger.floats)
 
 
 def _exact_sum(values: list[float]) -> float:
@@ -117,6 +119,13 @@ def per_script(totals: Mapping[SeriesKey, Vector], indices: tuple[int, ...]) -> 
     }
 
 
+def _exported(counter: SourcedMetric, index: int, value: float, exact_fields: frozenset[int]) -> float:
+    """A ledger value in the exported unit. Exact float sums are rounded here, once, unit included."""
+    if index in exact_fields:
+        return exact.quotient(int(value), counter.divisor)
+    return counter.exported(value)
+
+
 def _workers_points(
     catalogue: Catalogue, quantiles: tuple[str, ...], rows: Mapping[str, _Rows], max_series: int
 ) -> dict[str, tuple[Observation, ...]]:
@@ -124,18 +133,19 @@ def _workers_points(
     by_status = tuple((i, c) for i, c in catalogue.exported_counters if STATUS in c.attributes)
     by_script_only = tuple((i, c) for i, c in catalogue.exported_counters if STATUS not in c.attributes)
     for account in sorted(rows):
-        totals, by_script = rows[account].totals, rows[account].quantiles
+        row_set = rows[account]
+        totals, by_script, exact_fields = row_set.totals, row_set.quantiles, row_set.exact_fields
         if by_status:
             for (script, status), vector in sorted(totals.items()):
                 attrs = {ACCOUNT: account, SCRIPT: script, STATUS: status}
                 for i, counter in by_status:
-                    out.add(counter.name, counter.exported(vector[i]), attrs)
+                    out.add(counter.name, _exported(counter, i, vector[i], exact_fields), attrs)
         if by_script_only:
             summed = per_script(totals, tuple(i for i, _ in by_script_only))
             for script, values in sorted(summed.items()):
                 attrs = {ACCOUNT: account, SCRIPT: script}
-                for (_, counter), value in zip(by_script_only, values, strict=True):
-                    out.add(counter.name, counter.exported(value), attrs)
+                for (i, counter), value in zip(by_script_only, values, strict=True):
+                    out.add(counter.name, _exported(counter, i, value, exact_fields), attrs)
         for script in sorted(by_script):
             row = by_script[script]
             base = {ACCOUNT: account, SCRIPT: script}
@@ -175,7 +185,11 @@ def build(
     max_series: int,
 ) -> Snapshot:
     rows = {
-        account: _Rows(dict(ledger.totals), dict(health[account].quantiles) if account in health else {})
+        account: _Rows(
+            dict(ledger.totals),
+            dict(health[account].quantiles) if account in health else {},
+            frozenset(ledger.float_index),
+        )
         for account, ledger in ledgers.items()
     }
     workers_series, dropped = _count(catalogue, quantiles, rows, max_series)
@@ -193,6 +207,7 @@ def build(
         put("otelbridge.watermark.lag", max(0.0, (now - ledger.counted).total_seconds()), attrs)
         put("otelbridge.gap", ledger.gap_minutes * 60, attrs)  # whole minutes, exported in seconds
         put("otelbridge.corrections", ledger.corrections, attrs)
+        put("otelbridge.series.forgotten", ledger.forgotten, attrs)
     for outcome, count in sorted(process.api_requests.items()):
         put("otelbridge.api.requests", count, {"outcome": outcome})
     for result, count in sorted(process.otlp_exports.items()):

@@ -25,7 +25,7 @@ from opentelemetry.sdk.metrics.view import View
 from opentelemetry.sdk.resources import OTELResourceDetector, Resource
 from opentelemetry.util.types import Attributes
 
-from otelbridge import __version__
+from otelbridge import __version__, sdk_storage
 from otelbridge.catalogue import Catalogue
 from otelbridge.snapshot import Snapshot
 from otelbridge.state import new_instance_id
@@ -55,9 +55,13 @@ def resource(instance_id: str | None = None) -> Resource:
 
 
 def cardinality_limits(max_series: int) -> dict[type, int]:
-    # The SDK folds series past its limit (2000 by default) into an overflow series; snapshot
-    # capping keeps us under max_series, and the SDK limit sits just above it.
-    return {ObservableCounter: max_series + 1, ObservableGauge: max_series + 1}
+    # The SDK folds series past its limit (2000 by default) into an overflow series. Snapshot
+    # capping keeps each collection under max_series per instrument; the limit counts every
+    # attribute set the SDK holds, and sdk_storage releases those a collection no longer observed,
+    # after that collection's observations went in: at that moment the SDK holds the series of two
+    # consecutive snapshots, at most twice max_series. Hence the limit, which is never reached.
+    limit = 2 * max_series + 1
+    return {ObservableCounter: limit, ObservableGauge: limit}
 
 
 def _callback(
@@ -117,4 +121,5 @@ def meter_provider(
         exemplar_filter=AlwaysOffExemplarFilter(),
     )
     register_instruments(provider.get_meter(SCOPE, __version__), catalogue, current)
+    sdk_storage.forget_unobserved(provider)
     return provider

@@ -170,6 +170,11 @@ class CloudflareClient:
         self._gql: _ValidateOnceClient | None = None
         self._session: Any = None
 
+    @property
+    def float_fields(self) -> frozenset[str]:
+        """Counter fields the schema types as floats (float64): the rest are integers."""
+        return frozenset(c.field for c in self._catalogue.counters) - self._integer_fields
+
     async def __aenter__(self) -> CloudflareClient:
         transport = AIOHTTPTransport(
             url=f"{self._api_url}/graphql", headers=self._headers, timeout=int(self._timeout) + 1

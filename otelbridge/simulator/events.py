@@ -1,15 +1,19 @@
 """Synthetic invocation events and the aggregations Cloudflare computes over them.
 
 Each (account, script, status, minute) has at most 8 representative events, each standing for
-`weight` identical invocations. Float metrics are dyadic rationals that are also exact float32
-values, so sums are exact in any order and quantiles (which are event values) survive the
-float32 rounding unchanged: P25 <= ... <= P999 <= max and min <= P25 always hold.
+`weight` identical invocations. By default float metrics are dyadic rationals that are also exact
+float32 values, so sums are exact in any order and quantiles (which are event values) survive the
+float32 rounding unchanged: P25 <= ... <= P999 <= max and min <= P25 always hold. With the
+`decimal_floats` knob they are decimals, whose float sums depend on the order of additions; the
+float sums are then computed exactly (fractions) and rounded once, and exact_float_sums() is the
+ground truth.
 """
 
 from __future__ import annotations
 
 import struct
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from fractions import Fraction
 from typing import NamedTuple
 
 STATUSES = ("success", "clientDisconnected", "scriptThrewException", "exceededResources", "internalError")
@@ -71,7 +75,25 @@ def float32(value: float) -> float:
     return float(struct.unpack("f", struct.pack("f", value))[0])
 
 
-def sums(seen: Iterable[Seen]) -> dict[str, Number]:
+def exact_float_sums(seen: Iterable[Seen]) -> dict[str, Fraction]:
+    """The float fields' sums as exact rationals of the events' float values."""
+    duration = request_duration = Fraction(0)
+    for w, _, e in seen:
+        duration += w * Fraction(e.duration)
+        request_duration += w * Fraction(e.requestDuration)
+    return {"duration": duration, "requestDuration": request_duration}
+
+
+def sums(seen: Sequence[Seen], exact: bool = False) -> dict[str, Number]:
+    """`sum { ... }` of a group. `exact`: float fields are the exact sums rounded once (needed when
+    event values are not dyadic; by default float addition is already exact)."""
+    out = _sums(seen)
+    if exact:
+        out.update({name: float(value) for name, value in exact_float_sums(seen).items()})
+    return out
+
+
+def _sums(seen: Iterable[Seen]) -> dict[str, Number]:
     requests = errors = subrequests = disconnects = cpu = wall = body = 0
     duration = request_duration = 0.0
     for w, _, e in seen:

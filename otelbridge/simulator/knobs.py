@@ -19,6 +19,9 @@ class Knobs:
     """Seconds after a minute ends over which its events arrive (0: complete as soon as it ends)."""
     sampling: bool = False
     """Adaptive sampling: busy groups are estimated from sampled events, avg.sampleInterval > 1."""
+    decimal_floats: bool = False
+    """Per-invocation GB·s and requestDuration are decimal values (0.128 GB times wall seconds; µs
+    with three decimals), not binary fractions; float sums are the exact sums rounded once."""
     rate_limit: bool = False
     """Enforce the GraphQL query budget per credential."""
     rate_limit_queries: int = 300

@@ -54,14 +54,17 @@ def cf_error(message: str, code: str) -> GraphQLError:
 class Row:
     """One group of events; aggregates are computed only when selected or ordered by."""
 
-    def __init__(self, key: tuple[Key, ...], dimensions: dict[str, Any], seen: list[Seen]) -> None:
+    def __init__(
+        self, key: tuple[Key, ...], dimensions: dict[str, Any], seen: list[Seen], exact: bool = False
+    ) -> None:
         self.key = key
         self.dimensions = dimensions
         self.seen = seen
+        self.exact = exact  # float sums computed exactly (decimal_floats)
 
     @cached_property
     def sum(self) -> dict[str, ev.Number]:
-        return ev.sums(self.seen)
+        return ev.sums(self.seen, self.exact)
 
     @cached_property
     def quantiles(self) -> ev.LazyQuantiles:
@@ -142,7 +145,12 @@ def resolve_dataset(
             key = tuple(k(account, event) for k in keyers)
             groups.setdefault(key, []).append(seen)
     rows = [
-        Row(key, {d: DIMENSIONS[d].render(k) for d, k in zip(dims, key, strict=True)}, seen)
+        Row(
+            key,
+            {d: DIMENSIONS[d].render(k) for d, k in zip(dims, key, strict=True)},
+            seen,
+            knobs.decimal_floats,
+        )
         for key, seen in sorted(groups.items())  # default order: ascending by the selected dimensions
     ]
     for spec in reversed(orderBy or []):

@@ -13,6 +13,7 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from fractions import Fraction
 from functools import lru_cache
 from statistics import NormalDist
 from typing import Literal
@@ -84,7 +85,7 @@ class Traffic:
         self.knobs = Knobs()  # replaced by the simulator's knobs when it is attached
         self.clock: Clock = SystemClock()
         self._by_tag = {a.tag: i for i, a in enumerate(accounts)}
-        self._cache: OrderedDict[tuple[int, int], list[Event]] = OrderedDict()
+        self._cache: OrderedDict[tuple[int, int, bool], list[Event]] = OrderedDict()
         self._cache_blocks = cache_blocks
 
     # --- construction -------------------------------------------------------------------
@@ -164,18 +165,18 @@ class Traffic:
     def block(self, account_tag: str, minute: int) -> list[Event]:
         """All events of one account in one epoch minute (whatever their visibility)."""
         index = self._by_tag[account_tag]
-        key = (index, minute)
+        key = (index, minute, self.knobs.decimal_floats)
         cached = self._cache.get(key)
         if cached is not None:
             self._cache.move_to_end(key)
             return cached
-        events = self._generate(index, minute)
+        events = self._generate(index, minute, self.knobs.decimal_floats)
         self._cache[key] = events
         if len(self._cache) > self._cache_blocks:
             self._cache.popitem(last=False)
         return events
 
-    def _generate(self, account_index: int, minute: int) -> list[Event]:
+    def _generate(self, account_index: int, minute: int, decimal: bool) -> list[Event]:
         rng = random.Random((self.seed << 48) ^ (account_index << 36) ^ minute)
         rand, bits64 = rng.random, rng.getrandbits
         # diurnal: x0.4 at 06:00 UTC ... x1.6 at 18:00 UTC
@@ -215,6 +216,10 @@ class Traffic:
                     if sixteenths >> 24:
                         cut = sixteenths.bit_length() - 24
                         sixteenths = sixteenths >> cut << cut
+                    request_duration = sixteenths / 16
+                    if decimal:  # 0.128 GB·s per wall second (128 MB); µs to three decimals
+                        duration = float(Fraction(wall * 128, 10**9))
+                        request_duration = float(Fraction(wall * 1000 + ((b >> 48) & 0x3FF) % 1000, 1000))
                     interval = 1 << max(0, weight.bit_length() - 4)
                     out.append(
                         Event(
@@ -231,7 +236,7 @@ class Traffic:
                             cpu,
                             wall,
                             duration,
-                            sixteenths / 16,
+                            request_duration,
                             min(_U24, int(body_median * _LOGN_08[(b >> 20) & 1023])),
                             ((b >> 40) & 255) % subrequest_choices,
                         )
@@ -286,17 +291,36 @@ class Traffic:
         as_of: datetime | None = None,
     ) -> dict[str, Number]:
         """`sum { ... }` over minutes in [start, end) as visible at `as_of` (default: now)."""
-        return ev.sums(self._select(account_tag, start, end, as_of, script, status))
+        return ev.sums(
+            self._select(account_tag, start, end, as_of, script, status), self.knobs.decimal_floats
+        )
 
     def series_totals(
         self, account_tag: str, start: datetime, end: datetime, as_of: datetime | None = None
     ) -> dict[tuple[str, str], dict[str, Number]]:
         """`sum { ... }` per (scriptName, status), for the groups that have events."""
+        exact = self.knobs.decimal_floats
+        return {
+            key: ev.sums(seen, exact) for key, seen in self._groups(account_tag, start, end, as_of).items()
+        }
+
+    def exact_series_totals(
+        self, account_tag: str, start: datetime, end: datetime, as_of: datetime | None = None
+    ) -> dict[tuple[str, str], dict[str, Fraction]]:
+        """series_totals with the float fields as exact rationals: what no float sum can be."""
+        return {
+            key: ev.exact_float_sums(seen)
+            for key, seen in self._groups(account_tag, start, end, as_of).items()
+        }
+
+    def _groups(
+        self, account_tag: str, start: datetime, end: datetime, as_of: datetime | None
+    ) -> dict[tuple[str, str], list[Seen]]:
         names = [s.name for s in self.accounts[self._by_tag[account_tag]].scripts]
         groups: dict[tuple[str, str], list[Seen]] = {}
         for s in self._select(account_tag, start, end, as_of):
             groups.setdefault((names[s[2].script], s[2].status), []).append(s)
-        return {key: ev.sums(seen) for key, seen in sorted(groups.items())}
+        return dict(sorted(groups.items()))
 
     def quantiles(
         self, account_tag: str, script: str, start: datetime, end: datetime, as_of: datetime | None = None
