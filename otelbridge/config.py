@@ -52,6 +52,7 @@ class Config:
     state_dir: Path | None = field(default_factory=default_state_dir)  # None: do not persist
     otlp_endpoint: str | None = None
     log_level: str = "INFO"
+    log_format: str = "text"  # text, or json: one object per line for log pipelines
 
     @property
     def quantile_set(self) -> tuple[str, ...]:
@@ -154,6 +155,13 @@ def _log_level(key: str, value: Any) -> str:
     return text
 
 
+def _log_format(key: str, value: Any) -> str:
+    text = _text(key, value).lower()
+    if text not in ("text", "json"):
+        raise ConfigError(f"{key}: expected text or json, got {value!r}")
+    return text
+
+
 Parser = Callable[[str, Any], Any]
 
 # key -> (parser, environment variable). The YAML file uses the key; the environment wins.
@@ -179,6 +187,7 @@ KEYS: dict[str, tuple[Parser, str]] = {
     "state_dir": (_state_dir, "OTELBRIDGE_STATE_DIR"),
     "otlp_endpoint": (_url, "OTEL_EXPORTER_OTLP_ENDPOINT"),
     "log_level": (_log_level, "OTELBRIDGE_LOG_LEVEL"),
+    "log_format": (_log_format, "OTELBRIDGE_LOG_FORMAT"),
 }
 
 
