@@ -4,31 +4,23 @@ first render."""
 from __future__ import annotations
 
 import base64
-import hashlib
 import ssl
 from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
 
-from otelbridge import server, statuspage, telemetry, web_config
+from otelbridge import server, statuspage, telemetry
 from otelbridge.bridge import Bridge
 from otelbridge.exposition import MetricsPage
 from tests.conftest import TOKEN
-from tests.integration.test_endpoint import self_signed
+from tests.integration.test_endpoint import tls_and_basic_auth
 
 
 async def test_status_page_over_tls_with_basic_auth(
     tmp_path: Path, make_bridge: Callable[..., Bridge]
 ) -> None:
-    cert, key = self_signed(tmp_path)
-    digest = hashlib.sha256(b"s3cret").hexdigest()
-    path = tmp_path / "web.yml"
-    path.write_text(
-        f"tls_server_config:\n  cert_file: {cert.name}\n  key_file: {key.name}\n"
-        f"basic_auth_users:\n  ops: sha256:{digest}\n"
-    )
-    web = web_config.load(path)
+    web, cert = tls_and_basic_auth(tmp_path, "ops", "s3cret")
     bridge = make_bridge()
     await bridge.start()
     await bridge.poll_once()
