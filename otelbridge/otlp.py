@@ -108,7 +108,7 @@ def otlp_exporter(config: Config) -> MetricExporter | None:
 
 
 class _LastFailure(logging.Handler):
-    """Keeps the exporter's latest complaint instead of printing it: while the Collector is down
+    """Keeps the exporter's first complaint instead of printing it: while the Collector is down
     the SDK says the same three things every poll. ExportOutcomes logs it once per outage."""
 
     def __init__(self) -> None:
@@ -116,11 +116,12 @@ class _LastFailure(logging.Handler):
         self.message = ""
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.message = record.getMessage()[:500]
+        if not self.message:  # the first complaint names the cause; later ones say "gave up"
+            self.message = record.getMessage()[:500]
 
 
 _LAST_FAILURE = _LastFailure()
-EXPORTER_LOGGER = "opentelemetry.exporter.otlp.proto"
+EXPORTER_LOGGER = "opentelemetry.exporter.otlp"
 
 
 def _quiet_exporter_logs() -> None:
@@ -135,18 +136,18 @@ class ExportOutcomes:
 
     def __init__(self, endpoint: str) -> None:
         self.endpoint = endpoint
-        self.failing_since = 0  # failed exports in the current outage; 0 when healthy
+        self.failures = 0  # failed exports in the current outage; 0 when healthy
 
     def record(self, ok: bool) -> None:
         if ok:
             _LAST_FAILURE.message = ""
-        if ok and self.failing_since:
+        if ok and self.failures:
             log.info(
-                "OTLP exports to %s recovered after %d failed export(s)", self.endpoint, self.failing_since
+                "OTLP exports to %s recovered after %d failed export(s)", self.endpoint, self.failures
             )
-            self.failing_since = 0
+            self.failures = 0
         elif not ok:
-            if not self.failing_since:
+            if not self.failures:
                 reason = _LAST_FAILURE.message or "no detail from the exporter"
                 log.warning(
                     "OTLP exports to %s are failing (%s); retrying every poll, counted in "
@@ -154,4 +155,4 @@ class ExportOutcomes:
                     self.endpoint,
                     reason,
                 )
-            self.failing_since += 1
+            self.failures += 1
