@@ -117,7 +117,8 @@ async def _serve(config: Config, bridge: Bridge | None = None, banner: str = "")
     except OSError as exc:
         await bridge.close()
         where = f"{config.prometheus_host}:{config.prometheus_port}"
-        raise ConfigError(f"prometheus_port: cannot listen on {where} ({exc.strerror or exc})") from None
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise ConfigError(f"prometheus_port: cannot listen on {where}: {reason}") from None
     try:
         await bridge.start()
         await asyncio.to_thread(bridge.page.render)
