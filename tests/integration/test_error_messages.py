@@ -52,7 +52,13 @@ def test_unsupported_otlp_protocol_is_a_configuration_error(
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318")
     monkeypatch.delenv("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", raising=False)
     monkeypatch.setenv(variable, "http/json")
-    assert main(["run"]) == 2
+    with socket.socket() as taken:  # were the protocol let through, `run` would stop here instead
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        monkeypatch.setenv("OTEL_EXPORTER_PROMETHEUS_HOST", "127.0.0.1")
+        monkeypatch.setenv("OTEL_EXPORTER_PROMETHEUS_PORT", str(taken.getsockname()[1]))
+        monkeypatch.setenv("OTELBRIDGE_API_URL", "http://127.0.0.1:9/client/v4")
+        assert main(["run"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert err.startswith(
