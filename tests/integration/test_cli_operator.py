@@ -4,6 +4,7 @@ and the demo honours the standard OTEL_EXPORTER_* variables (flags still win).""
 from __future__ import annotations
 
 import http.server
+import json
 import os
 import socket
 import subprocess
@@ -131,3 +132,14 @@ def test_demo_honours_the_standard_variables_and_flags_win(
     finally:
         flagged.stop()
     assert f"metrics: http://127.0.0.1:{port}/metrics" in (tmp_path / "demo.log").read_text()
+
+
+def test_log_format_json_makes_every_line_a_json_object(tmp_path: Path) -> None:
+    env = {**clean_env(), **bridge_env("http://127.0.0.1:9/client/v4", tmp_path, free_port())}
+    env.update(OTELBRIDGE_LOG_FORMAT="json", OTELBRIDGE_LOG_LEVEL="INFO")
+    result = otelbridge("check", env=env)  # nothing listens on port 9: discovery fails and is logged
+    logged = [json.loads(line) for line in result.stderr.splitlines() if not line.startswith("otelbridge: ")]
+    assert logged, result.stderr
+    assert {"time", "level", "logger", "message"} <= set(logged[0])
+    assert any("cannot connect to 127.0.0.1:9" in entry["message"] for entry in logged)
+    assert SECRET not in result.stderr
