@@ -4,7 +4,7 @@ Per account, one point per poll that made minutes final: its minute range, the a
 and errors in it, and those of its busiest scripts. Points are dropped once they end more than an
 hour before the newest one, at most MAX_POINTS are kept and each keeps at most TOP_PER_POINT
 scripts, so memory does not grow with time or with the number of series. Recording costs one
-pass over the rows the poll fetched anyway, not over the ledger.
+pass over the rows the poll fetched anyway, not over the ledger, and can run off the event loop.
 """
 
 from __future__ import annotations
@@ -60,22 +60,34 @@ class History:
     def polled(self, account: str, at: datetime, seconds: float, up: bool) -> None:
         self.last_poll[account] = LastPoll(at, seconds, up)
 
-    def record(self, account: str, settled: Range, rows: Mapping[SeriesKey, Vector]) -> float:
-        """Keep what one poll made final; returns the requests in it (for the poll's log line)."""
+    def point(self, settled: Range, rows: Mapping[SeriesKey, Vector]) -> Point | None:
+        """What one poll made final, summed by script: one pass over the rows, safe off the event
+        loop (it touches no state). None when the poll made no minute final."""
         if settled.empty:
-            return 0.0
-        per_script: dict[str, tuple[float, float]] = {}
+            return None
+        requests: dict[str, float] = {}
+        errors: dict[str, float] = {}
+        r, e = self._requests, self._errors
         for (script, _status), vector in rows.items():
-            requests, errors = per_script.get(script, (0.0, 0.0))
-            per_script[script] = (requests + vector[self._requests], errors + vector[self._errors])
-        total_requests = sum(r for r, _ in per_script.values())
-        total_errors = sum(e for _, e in per_script.values())
-        top = heapq.nlargest(TOP_PER_POINT, per_script.items(), key=lambda item: (item[1][0], item[0]))
+            requests[script] = requests.get(script, 0.0) + vector[r]
+            errors[script] = errors.get(script, 0.0) + vector[e]
+        top = heapq.nlargest(TOP_PER_POINT, requests.items(), key=lambda item: (item[1], item[0]))
+        scripts = {script: (count, errors[script]) for script, count in top}
+        return Point(settled.start, settled.end, sum(requests.values()), sum(errors.values()), scripts)
+
+    def add(self, account: str, point: Point) -> None:
         points = self._points.setdefault(account, deque(maxlen=MAX_POINTS))
-        points.append(Point(settled.start, settled.end, total_requests, total_errors, dict(top)))
-        while points and points[0].end <= settled.end - WINDOW:
+        points.append(point)
+        while points and points[0].end <= point.end - WINDOW:
             points.popleft()
-        return total_requests
+
+    def record(self, account: str, settled: Range, rows: Mapping[SeriesKey, Vector]) -> float:
+        """point() then add(); returns the requests made final (0 when none)."""
+        point = self.point(settled, rows)
+        if point is None:
+            return 0.0
+        self.add(account, point)
+        return point.requests
 
     def points(self, account: str) -> tuple[Point, ...]:
         return tuple(self._points.get(account, ()))

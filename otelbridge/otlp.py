@@ -142,9 +142,7 @@ class ExportOutcomes:
         if ok:
             _LAST_FAILURE.message = ""
         if ok and self.failures:
-            log.info(
-                "OTLP exports to %s recovered after %d failed export(s)", self.endpoint, self.failures
-            )
+            log.info("OTLP exports to %s recovered after %d failed export(s)", self.endpoint, self.failures)
             self.failures = 0
         elif not ok:
             if not self.failures:
