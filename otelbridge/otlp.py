@@ -119,6 +119,11 @@ class _LastFailure(logging.Handler):
         if not self.message:  # the first complaint names the cause; later ones say "gave up"
             self.message = record.getMessage()[:500]
 
+    def take(self) -> str:
+        """The first complaint since the last take (exports never overlap, so: of the last export)."""
+        message, self.message = self.message, ""
+        return message
+
 
 _LAST_FAILURE = _LastFailure()
 EXPORTER_LOGGER = "opentelemetry.exporter.otlp"
@@ -139,14 +144,12 @@ class ExportOutcomes:
         self.failures = 0  # failed exports in the current outage; 0 when healthy
 
     def record(self, ok: bool) -> None:
-        if ok:
-            _LAST_FAILURE.message = ""
+        reason = _LAST_FAILURE.take() or "no detail from the exporter"
         if ok and self.failures:
             log.info("OTLP exports to %s recovered after %d failed export(s)", self.endpoint, self.failures)
             self.failures = 0
         elif not ok:
             if not self.failures:
-                reason = _LAST_FAILURE.message or "no detail from the exporter"
                 log.warning(
                     "OTLP exports to %s are failing (%s); retrying every poll, counted in "
                     "otelbridge.otlp.exports{result=failure}",
