@@ -12,25 +12,27 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 from collections import Counter
 from datetime import timedelta
 
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricExportResult, MetricReader
 
-from otelbridge import gcpause, snapshot, telemetry, windows
+from otelbridge import gcpause, otlp, snapshot, telemetry, windows
 from otelbridge.catalogue import Catalogue
 from otelbridge.clock import Clock, SystemClock
 from otelbridge.cloudflare.client import CloudflareClient, DatasetLimits
 from otelbridge.cloudflare.errors import CloudflareError
 from otelbridge.config import Config
 from otelbridge.exposition import MetricsPage
+from otelbridge.history import History
 from otelbridge.ledger import AccountLedger
-from otelbridge.otlp import OtlpExporter, otlp_exporter
+from otelbridge.otlp import OtlpExporter
 from otelbridge.poller import AccountPoller, AccountState, RetryPolicy, Sleep
 from otelbridge.ratelimit import RateBudget
 from otelbridge.state import StateStore
-from otelbridge.windows import floor_minute
+from otelbridge.windows import MINUTE, floor_minute
 
 log = logging.getLogger(__name__)
 
@@ -65,10 +67,12 @@ class Bridge:
         self._saved: dict[str, AccountLedger] = {}
         self.discovery_error = ""
         self._jitter = random.Random()
+        self.history = History(self.fields)  # what the status page charts
 
         limits = telemetry.cardinality_limits(config.max_series)
         # OTLP sends what the page render collected (see exposition): one SDK reader, two outputs.
-        self.otlp_exporter: OtlpExporter | None = otlp_exporter(config)
+        self.otlp_exporter: OtlpExporter | None = otlp.otlp_exporter(config)
+        self._otlp_outcomes = otlp.ExportOutcomes(otlp.target(config) or "")
         self.page = MetricsPage(limits, keep_data=self.otlp_exporter is not None)
         readers: list[MetricReader] = [self.page.reader, *extra_readers]
         self._otlp_task: asyncio.Task[None] | None = None
@@ -165,6 +169,8 @@ class Bridge:
         (and many otelbridge instances) do not hit the API in one burst."""
         assert self._poller is not None, "start() first"
         behind = False
+        started, queries_before = time.perf_counter(), sum(self.outcomes.values())
+        polled, minutes, requests = 0, 0, 0.0
         if not self.accounts and not self.config.accounts:
             await self._discover()
         for i, state in enumerate(self.accounts.values()):
@@ -172,10 +178,32 @@ class Bridge:
                 await self._sleep(self._jitter.uniform(0, spread))
             now = self.clock.now()
             if self._poller.due(state, now):
+                counted_before = state.ledger.counted
                 behind |= await self._poller.poll(state, now)
+                polled += 1
+                minutes += (state.ledger.counted - counted_before) // MINUTE
+                self.history.polled(state.account, now, state.poll_seconds, state.up)
+                if state.settled_now is not None:  # summed off the loop: 10^5 rows take a while
+                    point = await asyncio.to_thread(self.history.point, *state.settled_now)
+                    if point is not None:
+                        self.history.add(state.account, point)
+                        requests += point.requests
         if self.store is not None:  # never raises: a failed save is logged, counted and retried
             await asyncio.to_thread(self.store.persist, {a: s.ledger for a, s in self.accounts.items()})
         self.publish()
+        lag = max(((self.clock.now() - s.ledger.counted) for s in self.accounts.values()), default=None)
+        log.info(
+            "poll: %d/%d accounts polled, %d up, %d minutes counted, %d Worker requests settled, "
+            "%d API calls, %.2fs, watermark lag %s",
+            polled,
+            len(self.accounts),
+            sum(s.up for s in self.accounts.values()),
+            minutes,
+            requests,
+            sum(self.outcomes.values()) - queries_before,
+            time.perf_counter() - started,
+            "n/a" if lag is None else f"{lag.total_seconds():.0f}s",
+        )
         await self._refresh_outputs()
         return behind
 
@@ -189,6 +217,11 @@ class Bridge:
         self._otlp_pending = True
         if self._otlp_task is None or self._otlp_task.done():
             self._otlp_task = asyncio.create_task(self._export_while_pending())
+
+    async def otlp_idle(self) -> None:
+        """Wait until no OTLP export runs in the background (for orderly shutdown, tests, bench)."""
+        if self._otlp_task is not None:
+            await asyncio.gather(self._otlp_task, return_exceptions=True)
 
     async def _export_while_pending(self) -> None:
         while self._otlp_pending:
@@ -206,10 +239,11 @@ class Bridge:
                 batches = exporter.encode(data)
             del data
             result = exporter.send(batches)
-        except Exception:  # the exporter logs its own failures; this is only a guard
+        except Exception:  # the exporter reports its failures as a result; this is only a guard
             log.exception("OTLP export failed")
             result = MetricExportResult.FAILURE
         self.outcomes_otlp[result.name.lower()] += 1
+        self._otlp_outcomes.record(result is MetricExportResult.SUCCESS)
 
     def publish(self) -> None:
         self._snapshot = snapshot.build(
@@ -289,8 +323,7 @@ class Bridge:
                 await asyncio.wait_for(stop.wait(), timeout=pause or 0.001)
 
     async def close(self) -> None:
-        if self._otlp_task is not None:
-            await asyncio.gather(self._otlp_task, return_exceptions=True)
+        await self.otlp_idle()
         if self._client is not None:
             await self._client.__aexit__(None, None, None)
             self._client = None

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import signal
 import sys
 from dataclasses import replace
@@ -14,12 +15,12 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from otelbridge import __version__, logs, server, web_config
+from otelbridge import __version__, logs, otlp, server, statuspage, web_config
 from otelbridge.bridge import Bridge
 from otelbridge.catalogue import load as load_catalogue
 from otelbridge.cloudflare.credentials import Credentials, Secret
 from otelbridge.cloudflare.errors import CloudflareError
-from otelbridge.config import Config, ConfigError, load, require_credentials
+from otelbridge.config import KEYS, Config, ConfigError, load, require_credentials
 
 log = logging.getLogger("otelbridge")
 EXIT_CONFIG = 2
@@ -37,14 +38,21 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="poll Cloudflare and serve /metrics (and OTLP when configured)")
     run.add_argument("--config", type=Path, help="YAML configuration file (environment variables win)")
 
-    check = sub.add_parser("check", help="validate configuration and credentials; print what would be polled")
+    check = sub.add_parser(
+        "check", help="validate configuration, print the plan, then poll once and report each account"
+    )
     check.add_argument("--config", type=Path)
 
     demo = sub.add_parser(
         "demo", help="run against the built-in simulated Cloudflare API (no account needed)"
     )
-    demo.add_argument("--port", type=int, default=9464, help="port for /metrics (default 9464)")
-    demo.add_argument("--host", default="127.0.0.1")
+    demo.add_argument(
+        "--port", type=int, help="port for /metrics (default $OTEL_EXPORTER_PROMETHEUS_PORT, else 9464)"
+    )
+    demo.add_argument(
+        "--host", help="address for /metrics (default $OTEL_EXPORTER_PROMETHEUS_HOST, else 127.0.0.1)"
+    )
+    demo.add_argument("--otlp-endpoint", help="also export OTLP here (default $OTEL_EXPORTER_OTLP_ENDPOINT)")
     demo.add_argument("--seed", type=int, default=1, help="seed of the synthetic traffic")
     demo.add_argument("--poll-interval", default="15s")
     demo.add_argument(
@@ -81,7 +89,8 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(_demo(args))
         config = load(args.config)
         require_credentials(config)
-        logs.setup(config.log_level, config.credentials.secrets())
+        otlp.check_protocol(config)
+        logs.setup(config.log_level, config.credentials.secrets(), config.log_format)
         if args.command == "check":
             return asyncio.run(_check(config))
         return asyncio.run(_serve(config))
@@ -97,24 +106,35 @@ def _web(config: Config) -> web_config.WebConfig | None:
 
 
 async def _serve(config: Config, bridge: Bridge | None = None, banner: str = "") -> int:
-    bridge = bridge or Bridge(config)
     web = _web(config)
     tls = web.tls_context() if web else None
-    await bridge.start()
-    await asyncio.to_thread(bridge.page.render)
+    bridge = bridge or Bridge(config)
+    # Take the port before Cloudflare is contacted: a port in use is a one-line error at once.
     try:
         runner, port = await server.serve(
-            server.app(bridge.page, bridge.status, web), config.prometheus_host, config.prometheus_port, tls
+            server.app(bridge.page, bridge.status, web, statuspage.for_bridge(bridge)),
+            config.prometheus_host,
+            config.prometheus_port,
+            tls,
         )
     except OSError as exc:
         await bridge.close()
         where = f"{config.prometheus_host}:{config.prometheus_port}"
-        raise ConfigError(f"prometheus_port: cannot listen on {where} ({exc.strerror})") from None
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise ConfigError(f"prometheus_port: cannot listen on {where}: {reason}") from None
+    try:
+        await bridge.start()
+        await asyncio.to_thread(bridge.page.render)
+    except BaseException:
+        await runner.cleanup()
+        await bridge.close()
+        raise
     scheme = "https" if tls else "http"
     url = f"{scheme}://{config.prometheus_host}:{port}/metrics"
     log.info("serving %s", url)
     if banner:
-        print(banner.format(url=url, status=url.removesuffix("metrics") + "status"), flush=True)
+        page = url.removesuffix("metrics")
+        print(banner.format(url=url, page=page, status=page + "status"), flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -128,8 +148,38 @@ async def _serve(config: Config, bridge: Bridge | None = None, banner: str = "")
     return 0
 
 
+def plan(config: Config, dataset: str) -> str:
+    """What `run` would do with this configuration, in words. Never the credential itself."""
+    web = _web(config)
+    scheme = "https" if web and web.tls_context() else "http"
+    auth = ", basic auth" if web and web.users else ""
+    endpoint = otlp.target(config)
+    c = config
+    lines = [
+        ("Cloudflare API", f"{c.api_url} (credential: {c.credentials.identity})"),
+        ("accounts", ", ".join(c.accounts) or "every account the credential can see (discovered)"),
+        ("dataset", dataset),
+        ("poll interval", f"{c.poll_interval.total_seconds():g}s"),
+        ("counting", f"a minute is counted once {_span(c.delay)} old and final once {_span(c.settle)} old; "
+         f"first start looks back {_span(c.lookback)}"),
+        ("metrics", f"profile {c.profile}" + (f", {len(c.metrics)} metric choice(s)" if c.metrics else "")),
+        ("quantiles", f"{', '.join(c.quantile_set)} over {_span(c.quantile_window)}"),
+        ("/metrics", f"{scheme}://{c.prometheus_host}:{c.prometheus_port}/metrics{auth}"),
+        ("OTLP", f"{endpoint} ({otlp.protocol()})" if endpoint else "off (set OTEL_EXPORTER_OTLP_ENDPOINT)"),
+        ("state dir", str(c.state_dir) if c.state_dir else "none (counting restarts from lookback)"),
+        ("limits", f"max {c.max_series} series per metric, {c.rate_limit} queries per 5 minutes"),
+    ]  # fmt: skip
+    return "plan:\n" + "".join(f"  {name + ':':<16}{value}\n" for name, value in lines)
+
+
+def _span(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    return f"{seconds // 60}m" if seconds % 60 == 0 and seconds else f"{seconds}s"
+
+
 async def _check(config: Config) -> int:
     bridge = Bridge(replace(config, state_dir=None))
+    print(plan(config, bridge.catalogue.dataset), flush=True)
     await bridge.start()
     try:
         if bridge.discovery_error:
@@ -187,22 +237,40 @@ async def _simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _env(key: str) -> Any:
+    """One configuration key from its environment variable, parsed as `run` would; None when unset."""
+    parse, variable = KEYS[key]
+    value = os.environ.get(variable, "").strip()
+    return parse(variable, value) if value else None
+
+
+def _first(*values: Any) -> Any:
+    return next(v for v in values if v is not None)
+
+
 async def _demo(args: argparse.Namespace) -> int:
     from otelbridge.config import parse_duration
 
-    logs.setup("INFO", [DEMO_TOKEN])
-    sim = await _start_simulator(args, "127.0.0.1", 0)
-    ingestion = timedelta(seconds=sim.knobs.ingestion_delay)
+    # Flags win over the standard environment variables, which win over the demo's defaults.
+    endpoint_flag = args.otlp_endpoint and KEYS["otlp_endpoint"][0]("--otlp-endpoint", args.otlp_endpoint)
     config = Config(
         credentials=Credentials(token=Secret(DEMO_TOKEN)),
-        api_url=sim.base_url,
         poll_interval=parse_duration("--poll-interval", args.poll_interval),
+        lookback=timedelta(minutes=30),
+        prometheus_host=_first(args.host, _env("prometheus_host"), "127.0.0.1"),
+        prometheus_port=_first(args.port, _env("prometheus_port"), 9464),
+        otlp_endpoint=endpoint_flag or _env("otlp_endpoint"),
+        state_dir=None,
+    )
+    otlp.check_protocol(config)
+    logs.setup("INFO", [DEMO_TOKEN], _first(_env("log_format"), "text"))
+    sim = await _start_simulator(args, "127.0.0.1", 0)
+    ingestion = timedelta(seconds=sim.knobs.ingestion_delay)
+    config = replace(
+        config,
+        api_url=sim.base_url,
         delay=timedelta(minutes=1) + ingestion,
         settle=timedelta(minutes=2) + ingestion,
-        lookback=timedelta(minutes=30),
-        prometheus_host=args.host,
-        prometheus_port=args.port,
-        state_dir=None,
         profile=args.profile,
     )
     more = (
@@ -214,7 +282,7 @@ async def _demo(args: argparse.Namespace) -> int:
     banner = (
         f"\notelbridge demo: polling the built-in simulated Cloudflare API at {sim.base_url}\n"
         "  metrics: {url}\n"
-        "  status:  {status}\n"
+        "  status:  {page} (JSON: {status})\n"
         "  try:     curl -s {url} | grep cloudflare_workers_requests_total | head\n"
         f"{more}"
         "Press Ctrl-C to stop.\n"

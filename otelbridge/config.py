@@ -56,6 +56,7 @@ class Config:
     log_level: str = "INFO"
     profile: str = "lean"  # lean: the catalogue's defaults; full: every metric and attribute
     metrics: tuple[tuple[str, MetricChoice], ...] = ()  # per-metric overrides, by OTel name
+    log_format: str = "text"  # text, or json: one object per line for log pipelines
 
     @property
     def quantile_set(self) -> tuple[str, ...]:
@@ -195,6 +196,13 @@ def _metrics(key: str, value: Any) -> tuple[tuple[str, MetricChoice], ...]:
     return tuple(out)
 
 
+def _log_format(key: str, value: Any) -> str:
+    text = _text(key, value).lower()
+    if text not in ("text", "json"):
+        raise ConfigError(f"{key}: expected text or json, got {value!r}")
+    return text
+
+
 Parser = Callable[[str, Any], Any]
 
 # key -> (parser, environment variable). The YAML file uses the key; the environment wins.
@@ -223,6 +231,7 @@ KEYS: dict[str, tuple[Parser, str]] = {
     "log_level": (_log_level, "OTELBRIDGE_LOG_LEVEL"),
     "profile": (_profile, "OTELBRIDGE_PROFILE"),
     "metrics": (_metrics, ""),  # nested settings: YAML only
+    "log_format": (_log_format, "OTELBRIDGE_LOG_FORMAT"),
 }
 
 

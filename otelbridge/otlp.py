@@ -10,6 +10,7 @@ that tests/unit/test_exporter_contracts.py pins.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 from typing import Any, Protocol
@@ -25,7 +26,11 @@ from opentelemetry.sdk.metrics import (
 )
 from opentelemetry.sdk.metrics.export import AggregationTemporality, MetricExportResult, MetricsData
 
-from otelbridge.config import Config
+from otelbridge.config import Config, ConfigError
+
+log = logging.getLogger("otelbridge.otlp")
+
+SUPPORTED_PROTOCOLS = ("http/protobuf", "grpc")
 
 
 class OtlpExporter(Protocol):
@@ -54,12 +59,39 @@ def otlp_enabled(config: Config) -> bool:
     return bool(config.otlp_endpoint or os.environ.get("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"))
 
 
+def _protocol_setting() -> tuple[str, str]:
+    """(variable, value) of the protocol in force: the metrics-specific variable wins."""
+    for variable in ("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"):
+        value = os.environ.get(variable, "").strip()
+        if value:
+            return variable, value
+    return "", "http/protobuf"
+
+
 def protocol() -> str:
-    return (
-        os.environ.get("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL")
-        or os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL")
-        or "http/protobuf"
-    ).strip()
+    return _protocol_setting()[1]
+
+
+def check_protocol(config: Config) -> None:
+    """Refuse a protocol the exporter would silently treat as another (http/json sent as protobuf)."""
+    variable, value = _protocol_setting()
+    if otlp_enabled(config) and value not in SUPPORTED_PROTOCOLS:
+        raise ConfigError(
+            f"{variable}: OTLP protocol {value!r} is not supported; use {' or '.join(SUPPORTED_PROTOCOLS)}"
+        )
+
+
+def target(config: Config) -> str | None:
+    """Where OTLP metrics go, as the exporter will be told (None: OTLP is off)."""
+    if not otlp_enabled(config):
+        return None
+    explicit = os.environ.get("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT")
+    if explicit:
+        return explicit
+    assert config.otlp_endpoint is not None
+    if protocol() == "grpc":
+        return config.otlp_endpoint
+    return config.otlp_endpoint.rstrip("/") + "/v1/metrics"
 
 
 # Always cumulative, whatever OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE says: a dropped
@@ -85,25 +117,76 @@ MAX_BATCH = 5_000
 def otlp_exporter(config: Config) -> OtlpExporter | None:
     """None when no OTLP endpoint is configured. Headers, TLS, compression and timeout come from
     the exporter's own reading of OTEL_EXPORTER_OTLP_*; only the endpoint may come from the file."""
-    if not otlp_enabled(config):
+    endpoint = target(config)
+    if endpoint is None:
         return None
-    explicit = os.environ.get("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT") or config.otlp_endpoint
-    assert explicit is not None
+    check_protocol(config)
+    _quiet_exporter_logs()
     if protocol() == "grpc":
         from otelbridge.otlp_grpc import GrpcExporter
 
         return GrpcExporter(
-            endpoint=explicit,
-            insecure=explicit.startswith("http://") or None,
+            endpoint=endpoint,
+            insecure=endpoint.startswith("http://") or None,
             preferred_temporality=CUMULATIVE,  # type: ignore[arg-type]
             max_export_batch_size=MAX_BATCH,
         )
     from otelbridge.otlp_http import HttpExporter
 
-    if not os.environ.get("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"):
-        explicit = explicit.rstrip("/") + "/v1/metrics"
     return HttpExporter(
-        endpoint=explicit,
+        endpoint=endpoint,
         preferred_temporality=CUMULATIVE,  # type: ignore[arg-type]
         max_export_batch_size=MAX_BATCH,
     )
+
+
+class _LastFailure(logging.Handler):
+    """Keeps the exporter's first complaint instead of printing it: while the Collector is down
+    the SDK says the same three things every poll. ExportOutcomes logs it once per outage."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.message = ""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not self.message:  # the first complaint names the cause; later ones say "gave up"
+            self.message = record.getMessage()[:500]
+
+    def take(self) -> str:
+        """The first complaint since the last take (exports never overlap, so: of the last export)."""
+        message, self.message = self.message, ""
+        return message
+
+
+_LAST_FAILURE = _LastFailure()
+EXPORTER_LOGGER = "opentelemetry.exporter.otlp"
+
+
+def _quiet_exporter_logs() -> None:
+    logger = logging.getLogger(EXPORTER_LOGGER)
+    if _LAST_FAILURE not in logger.handlers:
+        logger.addHandler(_LAST_FAILURE)
+    logger.propagate = False
+
+
+class ExportOutcomes:
+    """One log line when exports start failing and one when they recover, whatever the poll rate."""
+
+    def __init__(self, endpoint: str) -> None:
+        self.endpoint = endpoint
+        self.failures = 0  # failed exports in the current outage; 0 when healthy
+
+    def record(self, ok: bool) -> None:
+        reason = _LAST_FAILURE.take() or "no detail from the exporter"
+        if ok and self.failures:
+            log.info("OTLP exports to %s recovered after %d failed export(s)", self.endpoint, self.failures)
+            self.failures = 0
+        elif not ok:
+            if not self.failures:
+                log.warning(
+                    "OTLP exports to %s are failing (%s); retrying every poll, counted in "
+                    "otelbridge.otlp.exports{result=failure}",
+                    self.endpoint,
+                    reason,
+                )
+            self.failures += 1

@@ -23,7 +23,7 @@ from otelbridge.cloudflare import errors
 from otelbridge.cloudflare.answers import QuantileRow
 from otelbridge.cloudflare.client import CloudflareClient, DatasetLimits
 from otelbridge.cloudflare.queries import AliasRequest, Shape
-from otelbridge.ledger import AccountLedger
+from otelbridge.ledger import AccountLedger, Rows
 from otelbridge.ratelimit import RateBudget
 
 log = logging.getLogger(__name__)
@@ -51,6 +51,7 @@ class AccountState:
     failures: int = 0  # consecutive failed cycles
     next_attempt: datetime | None = None
     last_error: str = ""
+    settled_now: tuple[windows.Range, Rows] | None = None  # what the last cycle made final
 
 
 class AccountPoller:
@@ -77,6 +78,7 @@ class AccountPoller:
     async def poll(self, state: AccountState, now: datetime) -> bool:
         """One cycle for one account. Returns True when it is still catching up."""
         started = time.perf_counter()
+        state.settled_now = None
         try:
             behind = await self._cycle(state, now)
         except errors.CloudflareError as exc:
@@ -106,7 +108,7 @@ class AccountPoller:
 
     async def _cycle(self, state: AccountState, now: datetime) -> bool:
         if state.limits is None:
-            state.limits = await self._call(state.budget, lambda: self._client.settings(state.account))
+            state.limits = await self._call(state, lambda: self._client.settings(state.account))
             if not state.limits.enabled:
                 raise errors.NotAuthorized("workersInvocationsAdaptive is not enabled for this account")
         limits = state.limits
@@ -117,7 +119,7 @@ class AccountPoller:
             if not rng.empty:
                 requests.append(AliasRequest(alias, Shape.SUMS, rng.start, rng.end))
         answer = await self._call(
-            state.budget, lambda: self._client.workers(state.account, tuple(requests), limits.max_page_size)
+            state, lambda: self._client.workers(state.account, tuple(requests), limits.max_page_size)
         )
         for _ in range(answer.requests - 1):  # full pages were followed with extra requests
             state.budget.spend()
@@ -129,11 +131,14 @@ class AccountPoller:
                 plan.skipped.start.isoformat(),
                 timedelta(seconds=limits.not_older_than),
             )
-        ledger.apply(plan, answer.sums.get("settling", {}), answer.sums.get("open", {}))
+        settling = answer.sums.get("settling", {})
+        ledger.apply(plan, settling, answer.sums.get("open", {}))
+        state.settled_now = (plan.settling, settling)
         state.quantiles = answer.quantiles.get("quantiles", {})
         return plan.behind
 
-    async def _call(self, budget: RateBudget, call: Callable[[], Awaitable[T]]) -> T:
+    async def _call(self, state: AccountState, call: Callable[[], Awaitable[T]]) -> T:
+        budget = state.budget
         attempt = 0
         while True:
             wait = budget.wait()
@@ -154,10 +159,12 @@ class AccountPoller:
                     raise
                 delay = self._policy.backoff * 2 ** (attempt - 1) * (0.5 + self._rng.random())
                 log.info(
-                    "Cloudflare call failed (%s: %s); retry %d in %.1fs",
+                    "account %s: Cloudflare call failed (%s: %s); retry %d of %d in %.1fs",
+                    state.account,
                     type(exc).__name__,
                     exc,
                     attempt,
+                    self._policy.attempts - 1,
                     delay,
                 )
                 await self._sleep(delay)

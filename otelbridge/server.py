@@ -1,4 +1,5 @@
-"""The HTTP endpoint: /metrics from the pre-rendered page, /status, /-/healthy, and a landing page.
+"""The HTTP endpoint: /metrics from the pre-rendered page, /status (JSON), /-/healthy, and the
+HTML status page at /.
 
 It runs on the bridge's event loop and only copies bytes, so a scrape never waits on Cloudflare.
 Optional TLS and basic auth follow Prometheus's web config file (see web_config.py).
@@ -17,6 +18,7 @@ from otelbridge.exposition import CONTENT_TYPE, MetricsPage
 from otelbridge.web_config import WebConfig
 
 Status = Callable[[], dict[str, Any]]
+Html = Callable[[], str]
 
 LANDING = """<!doctype html><html><head><title>otelbridge</title></head><body>
 <h1>otelbridge</h1><p>Cloudflare Workers analytics as OpenTelemetry metrics.</p>
@@ -29,9 +31,16 @@ def _accepts_gzip(request: web.Request) -> bool:
     return "gzip" in request.headers.get("Accept-Encoding", "").lower()
 
 
-def app(page: MetricsPage, status: Status, web_config: WebConfig | None = None) -> web.Application:
+def app(
+    page: MetricsPage, status: Status, web_config: WebConfig | None = None, status_html: Html | None = None
+) -> web.Application:
+    """The server may listen before the first page is rendered (the port is taken before
+    Cloudflare is contacted); until then /metrics answers 503, as a failed scrape."""
+
     async def metrics(request: web.Request) -> web.StreamResponse:
         current = page.page
+        if not current.rendered_at:
+            return web.Response(status=503, text="otelbridge is starting: no metrics rendered yet\n")
         if _accepts_gzip(request):
             response = web.Response(body=current.gzipped, headers={"Content-Encoding": "gzip"})
         else:
@@ -46,7 +55,8 @@ def app(page: MetricsPage, status: Status, web_config: WebConfig | None = None) 
         return web.Response(text="OK\n")
 
     async def landing(request: web.Request) -> web.StreamResponse:
-        return web.Response(text=LANDING, content_type="text/html")
+        text = status_html() if status_html is not None else LANDING
+        return web.Response(text=text, content_type="text/html", headers={"Cache-Control": "no-store"})
 
     middlewares = []
     if web_config is not None and web_config.users:

@@ -7,7 +7,9 @@ session is not used because it retries authentication errors and ignores Retry-A
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
@@ -99,35 +101,57 @@ def _integer_sum_fields(schema: GraphQLSchema, catalogue: Catalogue) -> frozense
     return frozenset(out & {c.field for c in catalogue.counters})
 
 
-def classify(exc: BaseException) -> errors.CloudflareError:
-    """Map whatever gql, aiohttp or asyncio raised to one of our errors, keeping a safe message."""
+def http_error(status: int, where: str) -> errors.CloudflareError:
+    """An HTTP error status without a Cloudflare error body; `where` is "METHOD url"."""
+    if status in (401, 403):
+        return errors.AuthenticationFailed(f"HTTP {status} from {where}")
+    if status == 429:
+        return errors.RateLimited(f"HTTP 429 from {where}")
+    if status >= 500:
+        return errors.TransientError(f"HTTP {status} from {where}")
+    hint = " (check api_url: Cloudflare's ends in /client/v4)" if status == 404 else ""
+    return errors.QueryRejected(f"HTTP {status} from {where}{hint}")
+
+
+def _connection_failure(exc: BaseException) -> errors.CloudflareError:
+    """Name the host and port that could not be reached, and why."""
+    chain: list[BaseException] = []
+    link: BaseException | None = exc
+    while link is not None and link not in chain:
+        chain.append(link)
+        link = link.__cause__ or link.__context__
+    for cause in chain:
+        if isinstance(cause, aiohttp.ClientConnectorCertificateError | aiohttp.ClientSSLError):
+            host = getattr(cause, "host", "?")
+            return errors.ConnectionFailed(f"TLS failure talking to {host}: {type(cause).__name__}")
+        if isinstance(cause, aiohttp.ClientConnectorError):
+            err = cause.os_error
+            reason = os.strerror(err.errno) if err.errno else err.strerror or type(err).__name__
+            return errors.ConnectionFailed(f"cannot connect to {cause.host}:{cause.port}: {reason}")
+    last = chain[-1]
+    return errors.ConnectionFailed(f"connection failed: {type(last).__name__}")
+
+
+def classify(exc: BaseException, where: str = "Cloudflare") -> errors.CloudflareError:
+    """Map whatever gql, aiohttp or asyncio raised to one of our errors, keeping a safe message.
+    `where` ("POST https://.../graphql") is named in errors about the HTTP exchange itself."""
     if isinstance(exc, errors.CloudflareError):
         return exc
     if isinstance(exc, TransportQueryError):
         return _classify_error_list(exc.errors or [])
     if isinstance(exc, TransportServerError):
-        code = exc.code or 0
-        if code in (401, 403):
-            return errors.AuthenticationFailed(f"HTTP {code}")
-        if code == 429:
-            return errors.RateLimited("HTTP 429")
-        if code >= 500:
-            return errors.TransientError(f"HTTP {code}")
-        return errors.QueryRejected(f"HTTP {code}")
+        return http_error(exc.code or 0, where)
     if isinstance(exc, TransportProtocolError):
-        return errors.MalformedResponse("the answer was not a GraphQL result")
+        return errors.MalformedResponse(f"the answer from {where} was not a GraphQL result")
     if isinstance(exc, asyncio.TimeoutError | TimeoutError):
-        return errors.Timeout("no answer in time")
+        return errors.Timeout(f"no answer in time from {where}")
     if isinstance(exc, TransportConnectionFailed | aiohttp.ClientError | OSError):
-        cause = exc.__cause__ or exc
-        if isinstance(cause, aiohttp.ClientConnectorCertificateError | aiohttp.ClientSSLError):
-            return errors.ConnectionFailed(f"TLS failure: {type(cause).__name__}")
-        return errors.ConnectionFailed(f"connection failed: {type(cause).__name__}")
+        return _connection_failure(exc)
     if isinstance(exc, GraphQLError):
         return errors.QueryRejected(f"query failed local validation: {exc.message}")
     if isinstance(exc, TransportError):
-        return errors.TransientError(type(exc).__name__)
-    return errors.MalformedResponse(f"unexpected {type(exc).__name__}")
+        return errors.TransientError(f"{type(exc).__name__} from {where}")
+    return errors.MalformedResponse(f"unexpected {type(exc).__name__} from {where}")
 
 
 def _classify_error_list(items: list[Any]) -> errors.CloudflareError:
@@ -196,7 +220,7 @@ class CloudflareClient:
         try:
             result = await self._session.execute(GraphQLRequest(document, variable_values=variables))
         except Exception as exc:  # every failure becomes one of ours, with a message free of secrets
-            raise classify(exc) from None
+            raise classify(exc, f"POST {self._api_url}/graphql") from None
         if not isinstance(result, dict):
             raise errors.MalformedResponse("data is not an object")
         return result
@@ -272,16 +296,23 @@ class CloudflareClient:
         page = 1
         timeout = aiohttp.ClientTimeout(total=self._timeout)
         async with aiohttp.ClientSession(headers=self._headers, timeout=timeout) as session:
+            where = f"GET {self._api_url}/accounts"
             while True:
                 try:
                     async with session.get(
                         f"{self._api_url}/accounts", params={"page": page, "per_page": 50}
                     ) as resp:
-                        body = await resp.json(content_type=None)
+                        status, text = resp.status, await resp.text(errors="replace")
                 except Exception as exc:
-                    raise classify(exc) from None
+                    raise classify(exc, where) from None
+                try:
+                    body = json.loads(text)
+                except ValueError:
+                    if status >= 400:
+                        raise http_error(status, where) from None
+                    raise errors.MalformedResponse(f"{where}: HTTP {status}, not JSON") from None
                 if not isinstance(body, Mapping):
-                    raise errors.MalformedResponse("accounts: not a JSON object")
+                    raise errors.MalformedResponse(f"{where}: HTTP {status}, not a JSON object")
                 if not body.get("success"):
                     raise _classify_error_list(list(body.get("errors") or []))
                 for item in body.get("result") or []:

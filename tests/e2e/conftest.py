@@ -72,3 +72,13 @@ def prometheus(prometheus_binary: str) -> Iterator[PrometheusServer]:
     """One Prometheus per test module; tests keep apart by giving their series distinct labels."""
     with PrometheusServer(prometheus_binary) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def chromium_binary() -> str:
+    import browser
+
+    binary = browser.ensure_chromium()
+    if binary is None:
+        missing("chromium not found: install Debian's `chromium` package (apt-get install chromium)")
+    return binary

@@ -162,6 +162,7 @@ async def prove_dashboards(bridge: Bridge, clock: ManualClock, sim: Simulator, p
 
     for _ in range(4):  # phase two: four more minutes counted, one page and one export each
         clock.advance(60)
+        await bridge.otlp_idle()  # the last export's result is on the next page
         await bridge.poll_once()
     two = truth(sim, bridge, start, clock.now())
     assert set(two) == set(one), "a series appeared in phase two: increase() could not see its start"

@@ -32,15 +32,20 @@ def self_signed(tmp_path: Path) -> tuple[Path, Path]:
     return cert, key
 
 
-async def test_tls_and_basic_auth(tmp_path: Path, sim: Simulator, make_bridge: Callable[..., Bridge]) -> None:
+def tls_and_basic_auth(tmp_path: Path, user: str, password: str) -> tuple[web_config.WebConfig, Path]:
+    """A web config file with a self-signed certificate and one user; returns it and the certificate."""
     cert, key = self_signed(tmp_path)
-    digest = hashlib.sha256(b"s3cret").hexdigest()
+    digest = hashlib.sha256(password.encode()).hexdigest()
     path = tmp_path / "web.yml"
     path.write_text(
         f"tls_server_config:\n  cert_file: {cert.name}\n  key_file: {key.name}\n"
-        f"basic_auth_users:\n  prometheus: sha256:{digest}\n"
+        f"basic_auth_users:\n  {user}: sha256:{digest}\n"
     )
-    web = web_config.load(path)
+    return web_config.load(path), cert
+
+
+async def test_tls_and_basic_auth(tmp_path: Path, sim: Simulator, make_bridge: Callable[..., Bridge]) -> None:
+    web, cert = tls_and_basic_auth(tmp_path, "prometheus", "s3cret")
     bridge = make_bridge()
     await bridge.start()
     await bridge.poll_once()
