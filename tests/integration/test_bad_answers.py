@@ -244,14 +244,15 @@ async def test_budget_error_with_http_429_is_recognised(
     assert bridge.budget.wait() > 0
 
 
-async def test_timeout_is_retried_and_counted(
+async def test_timeouts_are_retried_up_to_the_attempts_and_counted(
     sim: Simulator, clock: ManualClock, make_config: Callable[..., Config], make_bridge: Callable[..., Bridge]
 ) -> None:
     bridge = make_bridge(make_config(request_timeout=timedelta(seconds=0.3)))
     before = await _good_then(bridge, clock)
     sim.knobs.latency = 0.6
     await bridge.poll_once()
-    assert bridge.outcomes["timeout"] >= 3
+    assert bridge.outcomes["timeout"] == 3 * len(bridge.accounts), "three attempts per account"
+    assert not any(up(bridge).values())
     assert counters(bridge) == before
     sim.knobs.latency = 0
 
