@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
@@ -120,7 +121,9 @@ def classify(exc: BaseException) -> errors.CloudflareError:
         return errors.Timeout("no answer in time")
     if isinstance(exc, TransportConnectionFailed | aiohttp.ClientError | OSError):
         cause = exc.__cause__ or exc
-        if isinstance(cause, aiohttp.ClientConnectorCertificateError | aiohttp.ClientSSLError):
+        # aiohttp's TLS errors arrive wrapped, with the ssl module's error as their cause.
+        tls = aiohttp.ClientConnectorCertificateError | aiohttp.ClientSSLError | ssl.SSLError
+        if isinstance(exc, tls) or isinstance(cause, tls):
             return errors.ConnectionFailed(f"TLS failure: {type(cause).__name__}")
         return errors.ConnectionFailed(f"connection failed: {type(cause).__name__}")
     if isinstance(exc, GraphQLError):

@@ -6,18 +6,22 @@ from __future__ import annotations
 import json
 import math
 import socket
+import ssl
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 
 from otelbridge.bridge import Bridge
 from otelbridge.clock import ManualClock
 from otelbridge.config import Config
 from otelbridge.simulator import Simulator
 from otelbridge.windows import floor_minute
+from tests.certs import self_signed
 from tests.metrics_text import expected_counters, parse_prometheus
 from tests.tamper import TamperProxy, workers_node
 
@@ -276,12 +280,38 @@ async def test_unreachable_api_serves_nothing_false_and_keeps_trying(
     assert not bridge.accounts
 
 
-async def test_tls_failure_is_reported_as_such(
+async def test_tls_handshake_failure_is_reported_as_such(
     sim: Simulator, make_config: Callable[..., Config], make_bridge: Callable[..., Bridge]
 ) -> None:
+    """https:// to a server that speaks plain HTTP: the handshake fails, and the error says TLS."""
     bridge = make_bridge(make_config(api_url=sim.base_url.replace("http://", "https://")))
     await bridge.start()
-    assert "TLS" in bridge.discovery_error or "ConnectionFailed" in bridge.discovery_error
+    assert bridge.discovery_error == "ConnectionFailed: TLS failure: SSLError"
+    assert dict(bridge.outcomes) == {"connection": 1}
+    assert not sim.query_log, "no request reached the API"
+
+
+async def test_untrusted_certificate_is_reported_as_a_tls_failure(
+    sim: Simulator, make_config: Callable[..., Config], make_bridge: Callable[..., Bridge], tmp_path: Path
+) -> None:
+    """A real TLS server whose certificate the system does not trust: refused, and said so."""
+    cert, key = self_signed(tmp_path)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", lambda request: web.json_response({"success": True}))
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context)
+    await site.start()
+    try:
+        port = runner.addresses[0][1]
+        bridge = make_bridge(make_config(api_url=f"https://127.0.0.1:{port}/client/v4"))
+        await bridge.start()
+        assert bridge.discovery_error == "ConnectionFailed: TLS failure: SSLCertVerificationError"
+        assert dict(bridge.outcomes) == {"connection": 1}
+    finally:
+        await runner.cleanup()
 
 
 async def test_wrong_token_is_an_authentication_failure(
