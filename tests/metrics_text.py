@@ -104,3 +104,13 @@ def expected_quantiles(
                     raw / g.divisor if g.divisor != 1 else raw
                 )
     return out
+
+
+def api_requests(text: str) -> dict[str, float]:
+    """otelbridge_api_requests_total by outcome, as a /metrics page shows it."""
+    return {
+        sample.labels["outcome"]: sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "otelbridge_api_requests_total"
+    }

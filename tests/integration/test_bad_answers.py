@@ -22,7 +22,7 @@ from otelbridge.config import Config
 from otelbridge.simulator import Simulator
 from otelbridge.windows import floor_minute
 from tests.certs import self_signed
-from tests.metrics_text import expected_counters, parse_prometheus
+from tests.metrics_text import api_requests, expected_counters, parse_prometheus
 from tests.tamper import TamperProxy, workers_node
 
 
@@ -113,22 +113,34 @@ def script_name_number(body: Any) -> Any:
     return body
 
 
-SPOILERS: dict[str, Callable[[Any], Any]] = {
-    "string instead of a number": set_sum("requests", "12"),
-    "negative count": set_sum("requests", -5),
-    "float for a uint64 field": set_sum("requests", 1.5),
-    "boolean instead of a number": set_sum("errors", True),
-    "null sum value": set_sum("cpuTimeUs", None),
-    "infinite float": set_sum("duration", math.inf),
-    "duplicate group rows": duplicate_row,
-    "row without dimensions": drop_dimensions,
-    "row without sum": drop_sum,
-    "rows not a list": rows_not_a_list,
-    "null quantile": null_quantile,
-    "alias missing": missing_alias,
-    "script name of the wrong type": script_name_number,
-    "account node missing": no_account_node,
+# Each spoiled answer and the outcome it must be counted as. A malformed answer is transient
+# (retried within the cycle); an answer without the account node says the credential may not read
+# the account (Cloudflare's own way of saying so), which is not retried.
+SPOILERS: dict[str, tuple[Callable[[Any], Any], str]] = {
+    "string instead of a number": (set_sum("requests", "12"), "malformed"),
+    "negative count": (set_sum("requests", -5), "malformed"),
+    "float for a uint64 field": (set_sum("requests", 1.5), "malformed"),
+    "boolean instead of a number": (set_sum("errors", True), "malformed"),
+    "null sum value": (set_sum("cpuTimeUs", None), "malformed"),
+    "infinite float": (set_sum("duration", math.inf), "malformed"),
+    "duplicate group rows": (duplicate_row, "malformed"),
+    "row without dimensions": (drop_dimensions, "malformed"),
+    "row without sum": (drop_sum, "malformed"),
+    "rows not a list": (rows_not_a_list, "malformed"),
+    "null quantile": (null_quantile, "malformed"),
+    "alias missing": (missing_alias, "malformed"),
+    "script name of the wrong type": (script_name_number, "malformed"),
+    "account node missing": (no_account_node, "authz"),
 }
+TRIES = {"malformed": 3, "authz": 1}  # requests per account in the cycle: retried or not
+
+
+def assert_refused_as(bridge: Bridge, proxy: TamperProxy, outcome: str, ok_before: float) -> None:
+    """Every Workers answer of the cycle was spoiled, served by the proxy, and counted as `outcome`."""
+    tries = TRIES[outcome] * len(bridge.accounts)
+    assert proxy.spoiled_served == tries, "the proxy served the spoiled answer on every try"
+    assert api_requests(bridge.page.page.body.decode()) == {"ok": ok_before, outcome: tries}
+    assert dict(bridge.outcomes) == {"ok": ok_before, outcome: tries}
 
 
 async def _good_then(bridge: Bridge, clock: ManualClock) -> dict[Any, float]:
@@ -157,11 +169,12 @@ async def test_spoiled_answer_is_refused_and_recovered(
     bridge = proxied
     start = floor_minute(clock.now() - bridge.config.lookback)
     before = await _good_then(bridge, clock)
-    proxy.rewrite = SPOILERS[case]
+    ok_before = bridge.outcomes["ok"]
+    proxy.rewrite, outcome = SPOILERS[case]
     await bridge.poll_once()
     assert not any(up(bridge).values())
     assert counters(bridge) == before, "a refused answer must not touch the totals"
-    assert sum(v for k, v in bridge.outcomes.items() if k not in ("ok",)) >= 3
+    assert_refused_as(bridge, proxy, outcome, ok_before)
     proxy.rewrite = None
     await _recovers_exactly(bridge, sim, clock, start)
 
@@ -179,11 +192,13 @@ async def test_nan_in_an_answer_is_refused(
         proxy.raw_text = json.dumps(body).replace('"duration": 0.5', '"duration": NaN', 1)
         return body
 
+    ok_before = bridge.outcomes["ok"]
     proxy.rewrite = with_nan
     await bridge.poll_once()
     assert "NaN" in (proxy.raw_text or "")
     assert not any(up(bridge).values())
     assert counters(bridge) == before
+    assert_refused_as(bridge, proxy, "malformed", ok_before)
     proxy.rewrite, proxy.raw_text = None, None
     await _recovers_exactly(bridge, sim, clock, start)
 

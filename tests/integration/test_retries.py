@@ -15,25 +15,13 @@ from otelbridge.config import Config
 from otelbridge.poller import RetryPolicy
 from otelbridge.simulator import Simulator
 from otelbridge.windows import floor_minute
-from tests.metrics_text import expected_counters, parse_prometheus
+from tests.metrics_text import api_requests, expected_counters, parse_prometheus
 from tests.tamper import TamperProxy
 
 
 def counters(bridge: Bridge) -> dict[Any, float]:
     text = bridge.page.page.body.decode()
     return {k: v for k, v in parse_prometheus(text).items() if k[0].endswith("_total")}
-
-
-def requests_metric(bridge: Bridge) -> dict[str, float]:
-    """otelbridge_api_requests_total by outcome, as /metrics shows it."""
-    text = bridge.page.page.body.decode()
-    out: dict[str, float] = {}
-    for line in text.splitlines():
-        if line.startswith("otelbridge_api_requests_total{"):
-            labels, value = line.rsplit(" ", 1)
-            outcome = labels.split('outcome="')[1].split('"')[0]
-            out[outcome] = float(value)
-    return out
 
 
 class Sleeps:
@@ -90,7 +78,7 @@ async def test_one_transient_failure_is_retried_within_the_cycle(
     assert bridge.outcomes["ok"] - ok_before == len(bridge.accounts)
     graphql = [e.outcome for e in sim.query_log if e.endpoint == "graphql"]
     assert len(graphql) == len(bridge.accounts) + 1, "exactly one request was repeated"
-    assert requests_metric(bridge)[outcome] == 1, "the retried failure is on /metrics"
+    assert api_requests(bridge.page.page.body.decode())[outcome] == 1, "the retried failure is on /metrics"
     assert len(sleeps.seen) == 1 and 1.0 <= sleeps.seen[0] <= 3.0, "one backoff of 2 s with ±50% jitter"
     await assert_exact(bridge, sim, clock)
 
@@ -108,7 +96,7 @@ async def test_a_timeout_is_retried_within_the_cycle(
         await bridge.poll_once()
         assert all(s.up and not s.failures for s in bridge.accounts.values())
         assert bridge.outcomes["timeout"] == 1
-        assert requests_metric(bridge)["timeout"] == 1
+        assert api_requests(bridge.page.page.body.decode())["timeout"] == 1
         await assert_exact(bridge, sim, clock)
     finally:
         await proxy.stop()
