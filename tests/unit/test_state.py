@@ -1,0 +1,105 @@
+"""The state file is replaced atomically: a save that fails or is killed midway leaves the
+previous state intact and loadable."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from otelbridge.ledger import AccountLedger
+from otelbridge.state import StateStore
+
+FIELDS = ("requests", "errors")
+T0 = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
+API = "http://127.0.0.1:1/client/v4"
+
+
+def ledger(scripts: int, value: int) -> AccountLedger:
+    out = AccountLedger.starting_at(FIELDS, T0)
+    out.counted = out.settled = T0 + timedelta(minutes=value)
+    out.final = {(f"script-{i}", "success"): (value * i, i) for i in range(scripts)}
+    out.totals = dict(out.final)
+    return out
+
+
+def as_json(ledgers: dict[str, AccountLedger]) -> dict[str, Any]:
+    return {a: lg.to_json() for a, lg in ledgers.items()}
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> StateStore:
+    return StateStore(tmp_path / "state", API)
+
+
+def test_saved_state_loads_back_equal(store: StateStore) -> None:
+    ledgers = {"a" * 32: ledger(5, 3), "b" * 32: ledger(2, 7)}
+    store.save(ledgers)
+    assert as_json(store.load(FIELDS)) == as_json(ledgers)
+
+
+@pytest.mark.parametrize("fails", ["json.dump", "os.fsync", "os.replace"])
+def test_a_save_failing_midway_leaves_the_previous_state(
+    fails: str, store: StateStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = {"a" * 32: ledger(50, 1)}
+    store.save(before)
+    real_dump = json.dump
+
+    def half_then_fail(*args: Any, **kwargs: Any) -> None:
+        if fails == "json.dump":  # write part of the document, as a full disk would
+            document, f = args[0], args[1]
+            f.write(json.dumps(document)[:100])
+        raise OSError(28, "No space left on device")
+
+    module, name = fails.split(".")
+    monkeypatch.setattr(f"otelbridge.state.{module}.{name}", half_then_fail)
+    with pytest.raises(OSError):
+        store.save({"a" * 32: ledger(50, 2)})
+    monkeypatch.setattr("otelbridge.state.json.dump", real_dump)
+    assert json.loads(store.path.read_text(encoding="utf-8"))["accounts"]  # still a whole document
+    assert as_json(store.load(FIELDS)) == as_json(before)
+
+
+SAVER = """
+import sys
+from pathlib import Path
+from tests.unit.test_state import API, ledger
+from otelbridge.state import StateStore
+
+store = StateStore(Path(sys.argv[1]), API)
+big = [{"a" * 32: ledger(5_000, v)} for v in (1, 2)]
+store.save(big[0])
+print("ready", flush=True)
+i = 0
+while True:
+    i += 1
+    store.save(big[i % 2])
+"""
+
+
+def test_a_save_killed_midway_leaves_a_whole_state(store: StateStore, tmp_path: Path) -> None:
+    """kill -9 at arbitrary moments of a save loop: the file left is always one whole save."""
+    root = Path(__file__).resolve().parents[2]
+    wanted = [as_json({"a" * 32: ledger(5_000, v)}) for v in (1, 2)]
+    for attempt in range(3):
+        saver = subprocess.Popen(
+            [sys.executable, "-c", SAVER, str(store.directory)],
+            cwd=root,
+            env={**os.environ, "PYTHONPATH": str(root)},
+            stdout=subprocess.PIPE,
+        )
+        assert saver.stdout is not None and saver.stdout.readline() == b"ready\n"
+        time.sleep(0.1 + 0.13 * attempt)  # lands at different points of a save
+        saver.send_signal(signal.SIGKILL)
+        saver.wait(10)
+        assert as_json(store.load(FIELDS)) in wanted
+        assert not list(store.directory.glob("state.json.bad-*")), "the state was never unusable"
