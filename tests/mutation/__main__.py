@@ -21,7 +21,11 @@ BAD_ANSWERS = "tests/integration/test_bad_answers.py"
 TARGETS = {
     t.name: t
     for t in (
-        Target("windows", "otelbridge/windows.py", ("tests/unit/test_windows_ledger.py",)),
+        Target(
+            "windows",
+            "otelbridge/windows.py",
+            ("tests/unit/test_windows_boundaries.py", "tests/unit/test_windows_ledger.py"),
+        ),
         Target(
             "ledger",
             "otelbridge/ledger.py",
@@ -89,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--line", type=int, action="append", default=[], help="only mutants on this line")
     parser.add_argument("--list", action="store_true", help="list the mutants without running tests")
     parser.add_argument("--json", type=Path, help="write every outcome to this file")
+    parser.add_argument("--no-fork", action="store_true", help="a fresh interpreter per run (slower)")
     parser.add_argument("-v", "--verbose", action="store_true", help="print each mutant's outcome")
     args = parser.parse_args(argv)
 
@@ -103,17 +108,25 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{target.path} | {m.where} | {m.operator} | {m.label}")
         return 0
 
+    dots = [0]  # killed mutants shown as dots on one line; survivors on lines of their own
+
     def progress(outcome: Outcome) -> None:
         if args.verbose or outcome.status == "survived":
             m = outcome.mutant
-            print(f"\n  {outcome.status:<10} {m.where:<7} {m.operator:<10} {m.label}", flush=True)
+            print(
+                f"{chr(10) if dots[0] else ''}  {outcome.status:<10} {m.where:<7} {m.operator:<10} {m.label}"
+            )
+            dots[0] = 0
         else:
             print(".", end="", flush=True)
+            dots[0] += 1
 
     reports = []
     for target in targets:
         print(f"{target.path}: tests {' '.join(target.tests)}", flush=True)
-        report = mutate(ROOT, target, equivalents, args.jobs, progress, frozenset(args.line))
+        report = mutate(
+            ROOT, target, equivalents, args.jobs, progress, frozenset(args.line), not args.no_fork
+        )
         print(f"\n  baseline {report.baseline_seconds:.1f}s per run", flush=True)
         for key in report.stale_equivalents:
             print(f"  equivalent.txt entry matches no mutant (update it): {key}")

@@ -8,12 +8,16 @@ hide a mutant).
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import queue
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -99,20 +103,74 @@ def _env(copy: Path) -> dict[str, str]:
     return env
 
 
-def run_tests(copy: Path, tests: tuple[str, ...], timeout: float) -> tuple[str, float]:
-    """killed / survived / timeout, and how long it took."""
-    command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "--no-header", *tests]
-    started = time.monotonic()
-    try:
-        done = subprocess.run(
-            command, cwd=copy, env=_env(copy), capture_output=True, timeout=timeout, check=False
-        )
-    except subprocess.TimeoutExpired:
-        return "timeout", time.monotonic() - started
-    elapsed = time.monotonic() - started
-    if done.returncode in (4, 5):  # usage error, no tests collected: the selection is wrong
-        raise RuntimeError(f"pytest could not run {tests}: {done.stdout.decode()[-2000:]}")
-    return ("survived" if done.returncode == 0 else "killed"), elapsed
+PYTEST_ARGS = ("-x", "-q", "-p", "no:cacheprovider", "--no-header")
+
+
+class Launcher:
+    """Runs pytest in one copy: through a warm fork server, or a fresh interpreter each time."""
+
+    def __init__(self, copy: Path, fork: bool = True) -> None:
+        self.copy = copy
+        self.server: subprocess.Popen[str] | None = None
+        if fork and hasattr(os, "fork"):
+            self.server = subprocess.Popen(
+                [sys.executable, str(Path(__file__).with_name("forkserver.py"))],
+                cwd=copy,
+                env=_env(copy),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            assert self.server.stdout is not None
+            if self.server.stdout.readline() != "ready\n":
+                raise RuntimeError("the pytest fork server did not start")
+
+    def close(self) -> None:
+        if self.server is not None and self.server.stdin is not None:
+            self.server.stdin.close()
+            self.server.wait(30)
+
+    def run(self, tests: tuple[str, ...], timeout: float) -> tuple[str, float]:
+        """killed / survived / timeout, and how long it took."""
+        started = time.monotonic()
+        code = self._forked(tests, timeout) if self.server else self._fresh(tests, timeout)
+        elapsed = time.monotonic() - started
+        if code is None:
+            return "timeout", elapsed
+        if code in (4, 5):  # usage error, no tests collected: the selection is wrong
+            raise RuntimeError(f"pytest could not run {tests} (exit {code})")
+        return ("survived" if code == 0 else "killed"), elapsed
+
+    def _fresh(self, tests: tuple[str, ...], timeout: float) -> int | None:
+        command = [sys.executable, "-m", "pytest", *PYTEST_ARGS, *tests]
+        try:
+            done = subprocess.run(
+                command, cwd=self.copy, env=_env(self.copy), capture_output=True, timeout=timeout, check=False
+            )
+        except subprocess.TimeoutExpired:
+            return None
+        return done.returncode
+
+    def _forked(self, tests: tuple[str, ...], timeout: float) -> int | None:
+        server = self.server
+        assert server is not None and server.stdin is not None and server.stdout is not None
+        server.stdin.write(json.dumps([*PYTEST_ARGS, *tests]) + "\n")
+        server.stdin.flush()
+        pid = int(server.stdout.readline().split()[1])
+        expired = threading.Event()
+
+        def expire() -> None:
+            expired.set()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+
+        timer = threading.Timer(timeout, expire)
+        timer.start()
+        try:
+            code = int(server.stdout.readline().split()[1])
+        finally:
+            timer.cancel()
+        return None if expired.is_set() else code
 
 
 def check_copy_is_imported(copy: Path) -> None:
@@ -131,35 +189,36 @@ def mutate(
     jobs: int = 1,
     progress: Callable[[Outcome], None] | None = None,
     only_lines: frozenset[int] = frozenset(),
+    fork: bool = True,
 ) -> Report:
     original = (root / target.path).read_bytes()
     mutants = [m for m in valid(find(original), original) if not only_lines or m.line in only_lines]
     keys = {equivalent_key(target, m) for m in mutants}
     stale = [k for k in equivalents if k.startswith(f"{target.path} |") and k not in keys]
 
-    with _copies(root, max(1, jobs)) as copies:
-        check_copy_is_imported(copies[0])
-        status, baseline = run_tests(copies[0], target.tests, timeout=600)
+    with _launchers(root, max(1, jobs), fork) as launchers:
+        check_copy_is_imported(launchers[0].copy)
+        status, baseline = launchers[0].run(target.tests, timeout=600)
         if status != "survived":
             raise RuntimeError(f"{target.name}: the tests fail (or hang) on the unmutated code")
         timeout = 3 * baseline + 10
-        free: queue.Queue[Path] = queue.Queue()
-        for copy in copies:
-            free.put(copy)
+        free: queue.Queue[Launcher] = queue.Queue()
+        for launcher in launchers:
+            free.put(launcher)
 
         def one(mutant: Mutant) -> Outcome:
             reason = equivalents.get(equivalent_key(target, mutant))
             if reason is not None:
                 outcome = Outcome(mutant, "equivalent", reason=reason)
             else:
-                copy = free.get()
-                module = copy / target.path
+                launcher = free.get()
+                module = launcher.copy / target.path
                 try:
                     module.write_bytes(mutant.apply(original))
-                    result, seconds = run_tests(copy, target.tests, timeout)
+                    result, seconds = launcher.run(target.tests, timeout)
                 finally:
                     module.write_bytes(original)
-                    free.put(copy)
+                    free.put(launcher)
                 outcome = Outcome(mutant, result, seconds)
             if progress is not None:
                 progress(outcome)
@@ -171,6 +230,11 @@ def mutate(
 
 
 @contextmanager
-def _copies(root: Path, n: int) -> Iterator[list[Path]]:
+def _launchers(root: Path, n: int, fork: bool) -> Iterator[list[Launcher]]:
     with ExitStack() as stack:
-        yield [stack.enter_context(repository_copy(root)) for _ in range(n)]
+        launchers = []
+        for _ in range(n):
+            launcher = Launcher(stack.enter_context(repository_copy(root)), fork)
+            stack.callback(launcher.close)
+            launchers.append(launcher)
+        yield launchers
