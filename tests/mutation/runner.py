@@ -28,7 +28,7 @@ from pathlib import Path
 from tests.mutation.mutants import Mutant, find, valid
 
 FORMAT = "module | line:column | operator | before -> after | reason"
-COPIED = ("otelbridge", "tests", "pyproject.toml")
+COPIED = ("tests", "pyproject.toml")  # and the mutated module's top-level package
 
 
 @dataclass(frozen=True)
@@ -84,11 +84,15 @@ def load_equivalents(path: Path) -> dict[str, str]:
     return out
 
 
+def package_of(target: Target) -> str:
+    return Path(target.path).parts[0]
+
+
 @contextmanager
-def repository_copy(root: Path) -> Iterator[Path]:
-    with tempfile.TemporaryDirectory(prefix="otelbridge-mutants-") as tmp:
+def repository_copy(root: Path, package: str) -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="mutants-") as tmp:
         copy = Path(tmp)
-        for name in COPIED:
+        for name in (package, *COPIED):
             source = root / name
             if source.is_dir():
                 shutil.copytree(source, copy / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
@@ -173,13 +177,13 @@ class Launcher:
         return None if expired.is_set() else code
 
 
-def check_copy_is_imported(copy: Path) -> None:
-    probe = "import otelbridge, sys; sys.stdout.write(otelbridge.__file__)"
+def check_copy_is_imported(copy: Path, package: str) -> None:
+    probe = f"import {package}, sys; sys.stdout.write({package}.__file__)"
     where = subprocess.run(
         [sys.executable, "-c", probe], cwd=copy, env=_env(copy), capture_output=True, text=True, check=True
     ).stdout
     if not Path(where).resolve().is_relative_to(copy.resolve()):
-        raise RuntimeError(f"the copy imports otelbridge from {where}, not from {copy}")
+        raise RuntimeError(f"the copy imports {package} from {where}, not from {copy}")
 
 
 def mutate(
@@ -196,8 +200,8 @@ def mutate(
     keys = {equivalent_key(target, m) for m in mutants}
     stale = [k for k in equivalents if k.startswith(f"{target.path} |") and k not in keys]
 
-    with _launchers(root, max(1, jobs), fork) as launchers:
-        check_copy_is_imported(launchers[0].copy)
+    with _launchers(root, package_of(target), max(1, jobs), fork) as launchers:
+        check_copy_is_imported(launchers[0].copy, package_of(target))
         status, baseline = launchers[0].run(target.tests, timeout=600)
         if status != "survived":
             raise RuntimeError(f"{target.name}: the tests fail (or hang) on the unmutated code")
@@ -230,11 +234,11 @@ def mutate(
 
 
 @contextmanager
-def _launchers(root: Path, n: int, fork: bool) -> Iterator[list[Launcher]]:
+def _launchers(root: Path, package: str, n: int, fork: bool) -> Iterator[list[Launcher]]:
     with ExitStack() as stack:
         launchers = []
         for _ in range(n):
-            launcher = Launcher(stack.enter_context(repository_copy(root)), fork)
+            launcher = Launcher(stack.enter_context(repository_copy(root, package)), fork)
             stack.callback(launcher.close)
             launchers.append(launcher)
         yield launchers
