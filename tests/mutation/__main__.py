@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from pathlib import Path
 
@@ -96,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-fork", action="store_true", help="a fresh interpreter per run (slower)")
     parser.add_argument("-v", "--verbose", action="store_true", help="print each mutant's outcome")
     args = parser.parse_args(argv)
+    # A plain kill still removes the temporary copies and stops the fork servers.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
 
     equivalents = load_equivalents(EQUIVALENTS)
     targets = [TARGETS[name] for name in args.module or sorted(TARGETS)]

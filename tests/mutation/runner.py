@@ -141,8 +141,9 @@ class Launcher:
         elapsed = time.monotonic() - started
         if code is None:
             return "timeout", elapsed
-        if code in (4, 5):  # usage error, no tests collected: the selection is wrong
-            raise RuntimeError(f"pytest could not run {tests} (exit {code})")
+        if code == 5:  # no tests collected: the selection is wrong
+            raise RuntimeError(f"pytest collected no tests from {tests}")
+        # Any failure kills the mutant, including 4: a conftest that cannot import the mutant.
         return ("survived" if code == 0 else "killed"), elapsed
 
     def _fresh(self, tests: tuple[str, ...], timeout: float) -> int | None:
