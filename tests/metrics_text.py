@@ -123,11 +123,16 @@ def expected_quantiles(
     return out
 
 
-def api_requests(text: str) -> dict[str, float]:
-    """otelbridge_api_requests_total by outcome, as a /metrics page shows it."""
+def self_metric(text: str, name: str, label: str) -> dict[str, float]:
+    """One of otelbridge's own samples on a /metrics page, by the value of one label."""
     return {
-        sample.labels["outcome"]: sample.value
+        sample.labels[label]: sample.value
         for family in text_string_to_metric_families(text)
         for sample in family.samples
-        if sample.name == "otelbridge_api_requests_total"
+        if sample.name == name
     }
+
+
+def api_requests(text: str) -> dict[str, float]:
+    """otelbridge_api_requests_total by outcome."""
+    return self_metric(text, "otelbridge_api_requests_total", "outcome")

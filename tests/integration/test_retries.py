@@ -3,7 +3,7 @@ failures that retrying cannot fix are not retried; a failing account is tried le
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -15,7 +15,7 @@ from otelbridge.config import Config
 from otelbridge.poller import RetryPolicy
 from otelbridge.simulator import Simulator
 from otelbridge.windows import floor_minute
-from tests.metrics_text import api_requests, expected_counters, parse_prometheus
+from tests.metrics_text import api_requests, expected_counters, parse_prometheus, self_metric
 from tests.tamper import TamperProxy
 
 
@@ -49,6 +49,23 @@ async def assert_exact(bridge: Bridge, sim: Simulator, clock: ManualClock) -> No
     assert counters(bridge) == want
 
 
+async def test_before_the_first_poll_every_account_is_down_with_no_poll_time(
+    sim: Simulator, make_config: Callable[..., Config], make_bridge: Callable[..., Bridge]
+) -> None:
+    bridge = make_bridge(make_config(accounts=tuple(a.tag for a in sim.traffic.accounts)))
+    await bridge.start()
+    bridge.page.render()  # as `otelbridge run` does before it starts polling
+    text = bridge.page.page.body.decode()
+    accounts = dict.fromkeys(bridge.accounts, 0.0)
+    assert self_metric(text, "otelbridge_up", "cloud_account_id") == accounts
+    assert self_metric(text, "otelbridge_poll_duration_seconds", "cloud_account_id") == accounts
+    status = bridge.status()["accounts"]
+    assert isinstance(status, dict)
+    assert {a: (s["failures"], s["last_error"]) for a, s in status.items()} == dict.fromkeys(
+        accounts, (0, None)
+    )
+
+
 TRANSIENT = {  # simulator fault -> the outcome it is counted as
     "server_error": "server_error",
     "data_null": "server_error",
@@ -80,6 +97,10 @@ async def test_one_transient_failure_is_retried_within_the_cycle(
     assert len(graphql) == len(bridge.accounts) + 1, "exactly one request was repeated"
     assert api_requests(bridge.page.page.body.decode())[outcome] == 1, "the retried failure is on /metrics"
     assert len(sleeps.seen) == 1 and 1.0 <= sleeps.seen[0] <= 3.0, "one backoff of 2 s with ±50% jitter"
+    durations = self_metric(
+        bridge.page.page.body.decode(), "otelbridge_poll_duration_seconds", "cloud_account_id"
+    )
+    assert sorted(durations) == sorted(bridge.accounts) and all(d > 0 for d in durations.values())
     await assert_exact(bridge, sim, clock)
 
 
@@ -109,7 +130,7 @@ async def test_without_retries_the_same_failure_fails_the_cycle(
     bridge = make_bridge(retry=RetryPolicy(attempts=1, backoff=0.0))
     await first_good_cycle(bridge, clock)
     sim.fail_next("server_error")
-    await bridge.poll_once()
+    assert await bridge.poll_once() is False, "a failed account is not 'behind': no immediate next cycle"
     assert sorted(s.up for s in bridge.accounts.values()) == [False, True, True]
     assert bridge.outcomes["server_error"] == 1
 
@@ -136,28 +157,56 @@ async def test_an_account_gets_exactly_the_configured_attempts(
     assert 0.5 <= sleeps.seen[0] <= 1.5 and 1.0 <= sleeps.seen[1] <= 3.0
 
 
-@pytest.fixture
-async def foreign(
-    sim: Simulator, make_config: Callable[..., Config], make_bridge: Callable[..., Bridge]
-) -> AsyncIterator[Bridge]:
-    tags = (*[a.tag for a in sim.traffic.accounts], "0" * 32)
-    yield make_bridge(make_config(accounts=tags), retry=RetryPolicy(attempts=3, max_backoff_cycles=4))
+FOREIGN = "0" * 32  # an account the credential may not read: every query is refused (authz)
+
+
+async def tries_per_cycle(bridge: Bridge, sim: Simulator, clock: ManualClock, cycles: int) -> list[int]:
+    """How many queries for the refused account each of `cycles` polls, one interval apart, made."""
+    await bridge.start()
+    tried = []
+    for _ in range(cycles):
+        sim.reset_log()
+        await bridge.poll_once()
+        tried.append(sum(1 for e in sim.query_log if e.account_tags == (FOREIGN,)))
+        clock.advance(60)
+    return tried
 
 
 async def test_a_refused_account_is_not_retried_and_backs_off(
-    sim: Simulator, clock: ManualClock, foreign: Bridge
+    sim: Simulator, clock: ManualClock, make_config: Callable[..., Config], make_bridge: Callable[..., Bridge]
 ) -> None:
-    bridge = foreign
-    await bridge.start()
-    tried = []
-    for _ in range(16):
-        sim.reset_log()
-        await bridge.poll_once()
-        tried.append(sum(1 for e in sim.query_log if e.account_tags == ("0" * 32,)))
-        clock.advance(60)
+    tags = (*[a.tag for a in sim.traffic.accounts], FOREIGN)
+    policy = RetryPolicy(attempts=3, max_backoff_cycles=4)
+    bridge = make_bridge(make_config(accounts=tags), retry=policy)
+    tried = await tries_per_cycle(bridge, sim, clock, 16)
     # One request per try (authz is never retried), tries after 1, 2, 4, then every 4 cycles.
     assert tried == [1, 1, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1]
-    state = bridge.accounts["0" * 32]
+    state = bridge.accounts[FOREIGN]
     assert not state.up and state.failures == 6
     assert bridge.outcomes["authz"] == 6
-    assert all(s.up for tag, s in bridge.accounts.items() if tag != "0" * 32)
+    assert all(s.up for tag, s in bridge.accounts.items() if tag != FOREIGN)
+
+
+async def test_by_default_a_failing_account_is_tried_at_least_every_16_intervals(
+    sim: Simulator, clock: ManualClock, make_config: Callable[..., Config], make_bridge: Callable[..., Bridge]
+) -> None:
+    bridge = make_bridge(make_config(accounts=(FOREIGN,)), retry=None)  # the production policy
+    tried = await tries_per_cycle(bridge, sim, clock, 48)
+    assert [i for i, n in enumerate(tried) if n] == [0, 1, 3, 7, 15, 31, 47]
+    assert set(tried) == {0, 1}
+
+
+async def test_by_default_three_attempts_with_backoff_doubling_from_one_second(
+    sim: Simulator, clock: ManualClock, make_bridge: Callable[..., Bridge]
+) -> None:
+    sleeps = Sleeps()
+    bridge = make_bridge(retry=None, sleep=sleeps)  # the production policy
+    await first_good_cycle(bridge, clock)
+    sim.fail_next("server_error", count=9)
+    await bridge.poll_once()
+    assert not any(s.up for s in bridge.accounts.values())
+    assert bridge.outcomes["server_error"] == 9, "three attempts for each of three accounts"
+    # Two pauses per account: 1 s then 2 s, each ±50%. Six draws make a 2 s start all but certain to show.
+    assert len(sleeps.seen) == 6
+    for first, second in zip(sleeps.seen[::2], sleeps.seen[1::2], strict=True):
+        assert 0.5 <= first <= 1.5 and 1.0 <= second <= 3.0

@@ -19,6 +19,8 @@ ROOT = Path(__file__).resolve().parents[2]
 EQUIVALENTS = Path(__file__).with_name("equivalent.txt")
 
 BAD_ANSWERS = "tests/integration/test_bad_answers.py"
+RESTART = "tests/integration/test_restart.py"
+STATE = "tests/unit/test_state.py"
 TARGETS = {
     t.name: t
     for t in (
@@ -32,8 +34,9 @@ TARGETS = {
             "otelbridge/ledger.py",
             (
                 "tests/unit/test_windows_ledger.py",
-                "tests/unit/test_state.py",
-                "tests/integration/test_restart.py",
+                f"{STATE}::test_saved_state_loads_back_equal",
+                f"{RESTART}::test_restart_continues_exactly_after_a_crash_and_downtime",
+                f"{RESTART}::test_unusable_state_is_set_aside_and_counting_starts_fresh",
             ),
         ),
         Target(
@@ -48,7 +51,14 @@ TARGETS = {
             ),
         ),
         Target(
-            "state", "otelbridge/state.py", ("tests/unit/test_state.py", "tests/integration/test_restart.py")
+            "state",
+            "otelbridge/state.py",
+            (
+                STATE,
+                f"{RESTART}::test_unusable_state_is_set_aside_and_counting_starts_fresh",
+                f"{RESTART}::test_state_of_another_api_is_not_used",
+                f"{RESTART}::test_restart_continues_exactly_after_a_crash_and_downtime",
+            ),
         ),
         Target(
             "answers",
@@ -59,9 +69,10 @@ TARGETS = {
             "snapshot",
             "otelbridge/snapshot.py",
             (
-                "tests/unit/test_snapshot.py",
                 "tests/integration/test_bridge_exact.py::test_quantiles_are_the_apis_values_for_the_group_in_seconds",
-                "tests/integration/test_endpoint.py",
+                f"{RESTART}::test_restart_continues_exactly_after_a_crash_and_downtime",
+                "tests/integration/test_retries.py::test_one_transient_failure_is_retried_within_the_cycle",
+                "tests/integration/test_rate_budget.py::test_a_small_budget_is_never_exceeded_and_totals_still_converge",
             ),
         ),
     )
