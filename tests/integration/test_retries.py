@@ -100,27 +100,9 @@ async def test_one_transient_failure_is_retried_within_the_cycle(
     durations = self_metric(
         bridge.page.page.body.decode(), "otelbridge_poll_duration_seconds", "cloud_account_id"
     )
-    assert sorted(durations) == sorted(bridge.accounts) and all(d > 0 for d in durations.values())
+    assert sorted(durations) == sorted(bridge.accounts)
+    assert all(0 < d < 30 for d in durations.values()), "the seconds the last poll took, retry included"
     await assert_exact(bridge, sim, clock)
-
-
-async def test_a_timeout_is_retried_within_the_cycle(
-    sim: Simulator, clock: ManualClock, make_config: Callable[..., Config], make_bridge: Callable[..., Bridge]
-) -> None:
-    proxy = TamperProxy(sim.base_url)
-    await proxy.start()
-    try:
-        config = make_config(api_url=proxy.base_url, request_timeout=timedelta(seconds=1))
-        bridge = make_bridge(config)
-        await first_good_cycle(bridge, clock)
-        proxy.stall_next, proxy.stall_seconds = 1, 2.5
-        await bridge.poll_once()
-        assert all(s.up and not s.failures for s in bridge.accounts.values())
-        assert bridge.outcomes["timeout"] == 1
-        assert api_requests(bridge.page.page.body.decode())["timeout"] == 1
-        await assert_exact(bridge, sim, clock)
-    finally:
-        await proxy.stop()
 
 
 async def test_without_retries_the_same_failure_fails_the_cycle(
@@ -210,3 +192,22 @@ async def test_by_default_three_attempts_with_backoff_doubling_from_one_second(
     assert len(sleeps.seen) == 6
     for first, second in zip(sleeps.seen[::2], sleeps.seen[1::2], strict=True):
         assert 0.5 <= first <= 1.5 and 1.0 <= second <= 3.0
+
+
+async def test_a_timeout_is_retried_within_the_cycle(
+    sim: Simulator, clock: ManualClock, make_config: Callable[..., Config], make_bridge: Callable[..., Bridge]
+) -> None:
+    proxy = TamperProxy(sim.base_url)
+    await proxy.start()
+    try:
+        config = make_config(api_url=proxy.base_url, request_timeout=timedelta(seconds=1))
+        bridge = make_bridge(config)
+        await first_good_cycle(bridge, clock)
+        proxy.stall_next, proxy.stall_seconds = 1, 2.5
+        await bridge.poll_once()
+        assert all(s.up and not s.failures for s in bridge.accounts.values())
+        assert bridge.outcomes["timeout"] == 1
+        assert api_requests(bridge.page.page.body.decode())["timeout"] == 1
+        await assert_exact(bridge, sim, clock)
+    finally:
+        await proxy.stop()

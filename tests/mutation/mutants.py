@@ -4,8 +4,8 @@ Every mutant replaces the exact source span of one node, so the rest of the file
 formatting, line numbers) stays as it was and a mutant reads as a one-line diff. Expressions are
 replaced in parentheses, statements by `pass`, so every mutant is valid Python.
 
-Not mutated: docstrings, type annotations, f-strings and the arguments of logging calls (what
-they change is only a log line), string constants.
+Not mutated: docstrings, type annotations, f-strings, string constants, logging calls and `if`
+statements that only log (what they change is only a log line).
 """
 
 from __future__ import annotations
@@ -195,6 +195,11 @@ class _Finder(ast.NodeVisitor):
         if node.value is not None and not (isinstance(node.value, ast.Constant) and node.value.value is None):
             self.add(node, "return", "return None", statement=True)
             self.visit(node.value)
+
+    def visit_If(self, node: ast.If) -> None:
+        if not node.orelse and all(isinstance(s, ast.Expr) and _is_log_call(s.value) for s in node.body):
+            return  # its condition only decides whether to log
+        self.generic_visit(node)
 
     def generic_visit(self, node: ast.AST) -> None:
         if isinstance(node, REMOVABLE):
