@@ -30,6 +30,7 @@ class TamperProxy:
     def __init__(self, upstream: str) -> None:
         self.upstream = upstream.rstrip("/")
         self.rewrite: Rewrite | None = None  # applied to Workers answers only
+        self.rewrite_other: Rewrite | None = None  # applied to every other JSON answer (settings, REST)
         self.raw_text: str | None = None  # sent instead of the re-encoded JSON (e.g. with NaN)
         self.headers_seen: list[dict[str, str]] = []  # request headers, for tests of what was sent
         self.stall_next = 0  # this many next requests wait `stall_seconds` before being forwarded
@@ -70,13 +71,15 @@ class TamperProxy:
         ):
             text = await upstream.text()
             status = upstream.status
-        if self.rewrite is not None:
+        if self.rewrite is not None or self.rewrite_other is not None:
             try:
                 body = json.loads(text)
             except ValueError:
                 body = None
-            if workers_node(body) is not None:
+            if workers_node(body) is not None and self.rewrite is not None:
                 rewritten = self.rewrite(body)
                 text = self.raw_text if self.raw_text is not None else json.dumps(rewritten)
                 self.spoiled_served += 1
+            elif body is not None and workers_node(body) is None and self.rewrite_other is not None:
+                text = json.dumps(self.rewrite_other(body))
         return web.Response(text=text, status=status, content_type="application/json")

@@ -20,6 +20,7 @@ EQUIVALENTS = Path(__file__).with_name("equivalent.txt")
 
 BAD_ANSWERS = "tests/integration/test_bad_answers.py"
 RESTART = "tests/integration/test_restart.py"
+EXACT = "tests/integration/test_bridge_exact.py"
 STATE = "tests/unit/test_state.py"
 TARGETS = {
     t.name: t
@@ -43,7 +44,9 @@ TARGETS = {
             "poller",
             "otelbridge/poller.py",
             (
+                "tests/integration/test_poller.py",
                 "tests/integration/test_retries.py",
+                f"{EXACT}::test_quantiles_are_the_apis_values_for_the_group_in_seconds",
                 f"{BAD_ANSWERS}::test_transport_and_api_faults_keep_last_good_data",
                 f"{BAD_ANSWERS}::test_budget_error_with_http_429_is_recognised",
                 f"{BAD_ANSWERS}::test_account_without_access_is_down_and_others_keep_going",
@@ -69,7 +72,7 @@ TARGETS = {
             "snapshot",
             "otelbridge/snapshot.py",
             (
-                "tests/integration/test_bridge_exact.py::test_quantiles_are_the_apis_values_for_the_group_in_seconds",
+                f"{EXACT}::test_quantiles_are_the_apis_values_for_the_group_in_seconds",
                 f"{RESTART}::test_restart_continues_exactly_after_a_crash_and_downtime",
                 "tests/integration/test_retries.py::test_one_transient_failure_is_retried_within_the_cycle",
                 "tests/integration/test_rate_budget.py::test_a_small_budget_is_never_exceeded_and_totals_still_converge",

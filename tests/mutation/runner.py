@@ -199,7 +199,8 @@ def mutate(
     original = (root / target.path).read_bytes()
     mutants = [m for m in valid(find(original), original) if not only_lines or m.line in only_lines]
     keys = {equivalent_key(target, m) for m in mutants}
-    stale = [k for k in equivalents if k.startswith(f"{target.path} |") and k not in keys]
+    mine = [k for k in equivalents if k.startswith(f"{target.path} |")]
+    stale = [] if only_lines else [k for k in mine if k not in keys]
 
     with _launchers(root, package_of(target), max(1, jobs), fork) as launchers:
         check_copy_is_imported(launchers[0].copy, package_of(target))
@@ -229,8 +230,11 @@ def mutate(
                 progress(outcome)
             return outcome
 
-        with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        pool = ThreadPoolExecutor(max_workers=max(1, jobs))
+        try:
             outcomes = list(pool.map(one, mutants))
+        finally:  # on an interrupt, drop the mutants not started yet
+            pool.shutdown(wait=True, cancel_futures=True)
     return Report(target, baseline, outcomes, stale)
 
 
