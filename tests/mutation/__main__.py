@@ -34,8 +34,10 @@ TARGETS = {
             "ledger",
             "otelbridge/ledger.py",
             (
+                "tests/unit/test_ledger_guards.py",
                 "tests/unit/test_windows_ledger.py",
                 f"{STATE}::test_saved_state_loads_back_equal",
+                f"{STATE}::test_a_state_file_with_a_bad_ledger_is_set_aside",
                 f"{RESTART}::test_restart_continues_exactly_after_a_crash_and_downtime",
                 f"{RESTART}::test_unusable_state_is_set_aside_and_counting_starts_fresh",
             ),

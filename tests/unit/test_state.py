@@ -103,3 +103,43 @@ def test_a_save_killed_midway_leaves_a_whole_state(store: StateStore, tmp_path: 
         saver.wait(10)
         assert as_json(store.load(FIELDS)) in wanted
         assert not list(store.directory.glob("state.json.bad-*")), "the state was never unusable"
+
+
+def corrupt(document: dict[str, Any], change: str) -> None:
+    ledger = document["accounts"]["a" * 32]
+    row = ledger["final"][0]
+    if change == "fields renamed":
+        ledger["fields"] = ["requests", "failures"]
+    elif change == "script not a string":
+        row[0] = 7
+    elif change == "status not a string":
+        row[1] = None
+    elif change == "vector too short":
+        row[2] = row[2][:1]
+    elif change == "boolean value":
+        row[2][0] = True
+    elif change == "string value":
+        row[2][1] = "3"
+    elif change == "settled after counted":
+        ledger["settled"] = "2026-11-26T11:00:00+00:00"
+
+
+CORRUPTIONS = [
+    "fields renamed",
+    "script not a string",
+    "status not a string",
+    "vector too short",
+    "boolean value",
+    "string value",
+    "settled after counted",
+]
+
+
+@pytest.mark.parametrize("change", CORRUPTIONS)
+def test_a_state_file_with_a_bad_ledger_is_set_aside(change: str, store: StateStore) -> None:
+    store.save({"a" * 32: ledger(3, 2)})
+    document = json.loads(store.path.read_text(encoding="utf-8"))
+    corrupt(document, change)
+    store.path.write_text(json.dumps(document), encoding="utf-8")
+    assert store.load(FIELDS) == {}
+    assert len(list(store.directory.glob("state.json.bad-*"))) == 1
