@@ -106,6 +106,9 @@ def test_a_save_killed_midway_leaves_a_whole_state(store: StateStore, tmp_path: 
 
 
 def corrupt(document: dict[str, Any], change: str) -> None:
+    if change == "accounts not a mapping":
+        document["accounts"] = list(document["accounts"].values())
+        return
     ledger = document["accounts"]["a" * 32]
     row = ledger["final"][0]
     if change == "fields renamed":
@@ -125,6 +128,7 @@ def corrupt(document: dict[str, Any], change: str) -> None:
 
 
 CORRUPTIONS = [
+    "accounts not a mapping",
     "fields renamed",
     "script not a string",
     "status not a string",
@@ -143,3 +147,9 @@ def test_a_state_file_with_a_bad_ledger_is_set_aside(change: str, store: StateSt
     store.path.write_text(json.dumps(document), encoding="utf-8")
     assert store.load(FIELDS) == {}
     assert len(list(store.directory.glob("state.json.bad-*"))) == 1
+
+
+def test_the_state_directory_is_created_with_its_parents(tmp_path: Path) -> None:
+    store = StateStore(tmp_path / "not" / "yet" / "there", API)
+    store.save({"a" * 32: ledger(1, 1)})
+    assert as_json(store.load(FIELDS)) == as_json({"a" * 32: ledger(1, 1)})
