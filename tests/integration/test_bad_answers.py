@@ -316,8 +316,12 @@ async def test_untrusted_certificate_is_reported_as_a_tls_failure(
     cert, key = self_signed(tmp_path)
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert, key)
+
+    async def anything(request: web.Request) -> web.Response:
+        return web.json_response({"success": True})
+
     app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", lambda request: web.json_response({"success": True}))
+    app.router.add_route("*", "/{tail:.*}", anything)
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context)

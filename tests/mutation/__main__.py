@@ -76,6 +76,7 @@ TARGETS = {
             (
                 f"{EXACT}::test_quantiles_are_the_apis_values_for_the_group_in_seconds",
                 f"{RESTART}::test_restart_continues_exactly_after_a_crash_and_downtime",
+                "tests/integration/test_retries.py::test_before_the_first_poll_every_account_is_down_with_no_poll_time",
                 "tests/integration/test_retries.py::test_one_transient_failure_is_retried_within_the_cycle",
                 "tests/integration/test_rate_budget.py::test_a_small_budget_is_never_exceeded_and_totals_still_converge",
             ),
