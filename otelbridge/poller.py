@@ -108,9 +108,10 @@ class AccountPoller:
 
     async def _cycle(self, state: AccountState, now: datetime) -> bool:
         if state.limits is None:
-            state.limits = await self._call(state, lambda: self._client.settings(state.account))
-            if not state.limits.enabled:
+            limits = await self._call(state, lambda: self._client.settings(state.account))
+            if not limits.enabled:  # not kept: the settings are read again on the next try
                 raise errors.NotAuthorized("workersInvocationsAdaptive is not enabled for this account")
+            state.limits = limits
         limits = state.limits
         ledger = state.ledger
         plan = windows.plan(now, ledger.settled, ledger.counted, self._timing(limits))

@@ -23,12 +23,22 @@ else
   "$venv/bin/pip" install -q --no-deps -e . >&2
 fi
 
+stop_packaged_prometheus() {
+  if command -v systemctl >/dev/null && systemctl is-active --quiet prometheus.service 2>/dev/null; then
+    systemctl disable --now prometheus.service || true
+  elif [[ -x /etc/init.d/prometheus ]]; then
+    /etc/init.d/prometheus stop || true  # without systemd: the init script stops its own pidfile's daemon
+  fi
+}
+
 if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then
   if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null; then
     echo "test: installing Debian's prometheus package" >&2
     (apt-get install -y -qq prometheus >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq prometheus >/dev/null; }) >&2
-    # The package starts a system service we do not want competing for port 9090.
-    (systemctl stop prometheus 2>/dev/null || pkill -x prometheus || true) >&2
+    # The package was not installed before, so a running prometheus unit is the one this install
+    # just started: stop and disable that unit (it would hold port 9090). Any other Prometheus on
+    # the host is left alone: the tests only ever stop processes they started.
+    stop_packaged_prometheus >&2
   else
     echo "test: prometheus not installed and cannot install it here; e2e tests will be skipped" >&2
   fi

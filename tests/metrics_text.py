@@ -1,11 +1,12 @@
-"""Reading what otelbridge exports, for assertions: Prometheus text and SDK in-memory data."""
+"""Reading what otelbridge exports, for assertions: Prometheus text and OTLP requests."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
 
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+from opentelemetry.proto.metrics.v1.metrics_pb2 import AggregationTemporality
 from prometheus_client.parser import text_string_to_metric_families
 
 from otelbridge.catalogue import Catalogue
@@ -13,6 +14,7 @@ from otelbridge.docs import prometheus_name
 from otelbridge.simulator import Traffic
 
 SeriesValues = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+CUMULATIVE = AggregationTemporality.AGGREGATION_TEMPORALITY_CUMULATIVE
 WORKER_LABELS = ("cloud_account_id", "faas_name", "cloudflare_workers_status", "quantile")
 
 
@@ -30,24 +32,39 @@ def parse_prometheus(text: str, prefix: str = "cloudflare_workers_") -> SeriesVa
     return out
 
 
-def sdk_values(reader: InMemoryMetricReader, catalogue: Catalogue) -> SeriesValues:
-    """The same view from an SDK reader, named as the Prometheus exporter names them."""
+def _kinds(catalogue: Catalogue) -> dict[str, tuple[str, bool]]:
+    """Workers metric name -> (unit, is a counter)."""
     kinds = {c.name: (c.unit, True) for c in catalogue.counters}
     kinds.update({g.name: (g.unit, False) for g in catalogue.quantile_gauges})
     kinds.update({a.name: (a.unit, False) for a in catalogue.average_gauges})
+    return kinds
+
+
+def otlp_values(requests: Iterable[ExportMetricsServiceRequest], catalogue: Catalogue) -> SeriesValues:
+    """What OTLP requests carried, named as the Prometheus exporter names them; later requests
+    overwrite earlier ones. Counters must arrive as cumulative monotonic sums."""
+    kinds = _kinds(catalogue)
     out: SeriesValues = {}
-    data = reader.get_metrics_data()
-    assert data is not None
-    for rm in data.resource_metrics:
-        for sm in rm.scope_metrics:
-            for metric in sm.metrics:
-                if metric.name not in kinds:
-                    continue
-                unit, counter = kinds[metric.name]
-                name = prometheus_name(metric.name, unit, counter)
-                for point in metric.data.data_points:
-                    labels = tuple(sorted((k.replace(".", "_"), str(v)) for k, v in point.attributes.items()))
-                    out[(name, labels)] = point.value  # type: ignore[union-attr]
+    for request in requests:
+        for rm in request.resource_metrics:
+            for sm in rm.scope_metrics:
+                for metric in sm.metrics:
+                    if metric.name not in kinds:
+                        continue
+                    unit, counter = kinds[metric.name]
+                    if counter:
+                        assert metric.sum.is_monotonic, metric.name
+                        assert metric.sum.aggregation_temporality == CUMULATIVE, metric.name
+                    points = metric.sum.data_points if counter else metric.gauge.data_points
+                    name = prometheus_name(metric.name, unit, counter)
+                    for point in points:
+                        labels = tuple(
+                            sorted(
+                                (kv.key.replace(".", "_"), kv.value.string_value) for kv in point.attributes
+                            )
+                        )
+                        value = point.as_double if point.HasField("as_double") else point.as_int
+                        out[(name, labels)] = value
     return out
 
 
@@ -104,3 +121,18 @@ def expected_quantiles(
                     raw / g.divisor if g.divisor != 1 else raw
                 )
     return out
+
+
+def self_metric(text: str, name: str, label: str) -> dict[str, float]:
+    """One of otelbridge's own samples on a /metrics page, by the value of one label."""
+    return {
+        sample.labels[label]: sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name
+    }
+
+
+def api_requests(text: str) -> dict[str, float]:
+    """otelbridge_api_requests_total by outcome."""
+    return self_metric(text, "otelbridge_api_requests_total", "outcome")

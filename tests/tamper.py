@@ -6,6 +6,7 @@ lets a test put exactly such an answer on the wire while everything else stays r
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 from typing import Any
@@ -29,8 +30,12 @@ class TamperProxy:
     def __init__(self, upstream: str) -> None:
         self.upstream = upstream.rstrip("/")
         self.rewrite: Rewrite | None = None  # applied to Workers answers only
+        self.rewrite_other: Rewrite | None = None  # applied to every other JSON answer (settings, REST)
         self.raw_text: str | None = None  # sent instead of the re-encoded JSON (e.g. with NaN)
         self.headers_seen: list[dict[str, str]] = []  # request headers, for tests of what was sent
+        self.stall_next = 0  # this many next requests wait `stall_seconds` before being forwarded
+        self.stall_seconds = 0.0
+        self.spoiled_served = 0  # rewritten answers actually sent back to the client
         self._runner: web.AppRunner | None = None
         self.port = 0
 
@@ -54,6 +59,9 @@ class TamperProxy:
     async def _forward(self, request: web.Request) -> web.StreamResponse:
         headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")}
         self.headers_seen.append(dict(request.headers))
+        if self.stall_next > 0:
+            self.stall_next -= 1
+            await asyncio.sleep(self.stall_seconds)
         url = f"{self.upstream}/{request.match_info['tail']}"
         async with (
             aiohttp.ClientSession() as session,
@@ -63,12 +71,15 @@ class TamperProxy:
         ):
             text = await upstream.text()
             status = upstream.status
-        if self.rewrite is not None:
+        if self.rewrite is not None or self.rewrite_other is not None:
             try:
                 body = json.loads(text)
             except ValueError:
                 body = None
-            if workers_node(body) is not None:
+            if workers_node(body) is not None and self.rewrite is not None:
                 rewritten = self.rewrite(body)
                 text = self.raw_text if self.raw_text is not None else json.dumps(rewritten)
+                self.spoiled_served += 1
+            elif body is not None and workers_node(body) is None and self.rewrite_other is not None:
+                text = json.dumps(self.rewrite_other(body))
         return web.Response(text=text, status=status, content_type="application/json")

@@ -10,6 +10,7 @@ import asyncio
 import json
 import logging
 import os
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
@@ -121,9 +122,12 @@ def _connection_failure(exc: BaseException) -> errors.CloudflareError:
         chain.append(link)
         link = link.__cause__ or link.__context__
     for cause in chain:
-        if isinstance(cause, aiohttp.ClientConnectorCertificateError | aiohttp.ClientSSLError):
-            host = getattr(cause, "host", "?")
-            return errors.ConnectionFailed(f"TLS failure talking to {host}: {type(cause).__name__}")
+        # aiohttp's TLS errors arrive wrapped, with the ssl module's error (the one that says
+        # what went wrong) further down the chain.
+        if isinstance(cause, aiohttp.ClientConnectorCertificateError | aiohttp.ClientSSLError | ssl.SSLError):
+            host = next((h for h in (getattr(c, "host", None) for c in chain) if h), "?")
+            tls = next((c for c in reversed(chain) if isinstance(c, ssl.SSLError)), cause)
+            return errors.ConnectionFailed(f"TLS failure talking to {host}: {type(tls).__name__}")
         if isinstance(cause, aiohttp.ClientConnectorError):
             err = cause.os_error
             reason = os.strerror(err.errno) if err.errno else err.strerror or type(err).__name__

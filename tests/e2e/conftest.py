@@ -10,7 +10,6 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import NoReturn
 
 import pytest
 
@@ -19,13 +18,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 import servers
 from servers import PrometheusServer
 
+from tests.require import missing
+
 COLLECTOR_BINARY_NAME = "otelcol-otelbridge"
-
-
-def missing(reason: str) -> NoReturn:
-    if os.environ.get("OTELBRIDGE_REQUIRE_E2E") == "1":
-        pytest.fail(f"{reason} (OTELBRIDGE_REQUIRE_E2E=1 forbids skipping)", pytrace=False)
-    pytest.skip(reason)
 
 
 def find_collector() -> Path | None:

@@ -6,19 +6,23 @@ from __future__ import annotations
 import json
 import math
 import socket
+import ssl
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 
 from otelbridge.bridge import Bridge
 from otelbridge.clock import ManualClock
 from otelbridge.config import Config
 from otelbridge.simulator import Simulator
 from otelbridge.windows import floor_minute
-from tests.metrics_text import expected_counters, parse_prometheus
+from tests.certs import self_signed
+from tests.metrics_text import api_requests, expected_counters, parse_prometheus
 from tests.tamper import TamperProxy, workers_node
 
 
@@ -109,22 +113,34 @@ def script_name_number(body: Any) -> Any:
     return body
 
 
-SPOILERS: dict[str, Callable[[Any], Any]] = {
-    "string instead of a number": set_sum("requests", "12"),
-    "negative count": set_sum("requests", -5),
-    "float for a uint64 field": set_sum("requests", 1.5),
-    "boolean instead of a number": set_sum("errors", True),
-    "null sum value": set_sum("cpuTimeUs", None),
-    "infinite float": set_sum("duration", math.inf),
-    "duplicate group rows": duplicate_row,
-    "row without dimensions": drop_dimensions,
-    "row without sum": drop_sum,
-    "rows not a list": rows_not_a_list,
-    "null quantile": null_quantile,
-    "alias missing": missing_alias,
-    "script name of the wrong type": script_name_number,
-    "account node missing": no_account_node,
+# Each spoiled answer and the outcome it must be counted as. A malformed answer is transient
+# (retried within the cycle); an answer without the account node says the credential may not read
+# the account (Cloudflare's own way of saying so), which is not retried.
+SPOILERS: dict[str, tuple[Callable[[Any], Any], str]] = {
+    "string instead of a number": (set_sum("requests", "12"), "malformed"),
+    "negative count": (set_sum("requests", -5), "malformed"),
+    "float for a uint64 field": (set_sum("requests", 1.5), "malformed"),
+    "boolean instead of a number": (set_sum("errors", True), "malformed"),
+    "null sum value": (set_sum("cpuTimeUs", None), "malformed"),
+    "infinite float": (set_sum("duration", math.inf), "malformed"),
+    "duplicate group rows": (duplicate_row, "malformed"),
+    "row without dimensions": (drop_dimensions, "malformed"),
+    "row without sum": (drop_sum, "malformed"),
+    "rows not a list": (rows_not_a_list, "malformed"),
+    "null quantile": (null_quantile, "malformed"),
+    "alias missing": (missing_alias, "malformed"),
+    "script name of the wrong type": (script_name_number, "malformed"),
+    "account node missing": (no_account_node, "authz"),
 }
+TRIES = {"malformed": 3, "authz": 1}  # requests per account in the cycle: retried or not
+
+
+def assert_refused_as(bridge: Bridge, proxy: TamperProxy, outcome: str, ok_before: float) -> None:
+    """Every Workers answer of the cycle was spoiled, served by the proxy, and counted as `outcome`."""
+    tries = TRIES[outcome] * len(bridge.accounts)
+    assert proxy.spoiled_served == tries, "the proxy served the spoiled answer on every try"
+    assert api_requests(bridge.page.page.body.decode()) == {"ok": ok_before, outcome: tries}
+    assert dict(bridge.outcomes) == {"ok": ok_before, outcome: tries}
 
 
 async def _good_then(bridge: Bridge, clock: ManualClock) -> dict[Any, float]:
@@ -153,11 +169,12 @@ async def test_spoiled_answer_is_refused_and_recovered(
     bridge = proxied
     start = floor_minute(clock.now() - bridge.config.lookback)
     before = await _good_then(bridge, clock)
-    proxy.rewrite = SPOILERS[case]
+    ok_before = bridge.outcomes["ok"]
+    proxy.rewrite, outcome = SPOILERS[case]
     await bridge.poll_once()
     assert not any(up(bridge).values())
     assert counters(bridge) == before, "a refused answer must not touch the totals"
-    assert sum(v for k, v in bridge.outcomes.items() if k not in ("ok",)) >= 3
+    assert_refused_as(bridge, proxy, outcome, ok_before)
     proxy.rewrite = None
     await _recovers_exactly(bridge, sim, clock, start)
 
@@ -175,11 +192,13 @@ async def test_nan_in_an_answer_is_refused(
         proxy.raw_text = json.dumps(body).replace('"duration": 0.5', '"duration": NaN', 1)
         return body
 
+    ok_before = bridge.outcomes["ok"]
     proxy.rewrite = with_nan
     await bridge.poll_once()
     assert "NaN" in (proxy.raw_text or "")
     assert not any(up(bridge).values())
     assert counters(bridge) == before
+    assert_refused_as(bridge, proxy, "malformed", ok_before)
     proxy.rewrite, proxy.raw_text = None, None
     await _recovers_exactly(bridge, sim, clock, start)
 
@@ -210,19 +229,22 @@ async def test_transport_and_api_faults_keep_last_good_data(
     bridge = make_bridge()
     start = floor_minute(clock.now() - bridge.config.lookback)
     before = await _good_then(bridge, clock)
+    ok_before = bridge.outcomes["ok"]
     sim.fail_next(fault, count=100)  # type: ignore[arg-type]
     await bridge.poll_once()
     assert not any(up(bridge).values())
     assert counters(bridge) == before
-    expected_outcome = {
-        "server_error": "server_error",
-        "html": "malformed",
-        "malformed": "malformed",
-        "reset": "connection",
-        "data_null": "server_error",
-        "budget": "rate_limited",
+    # Transient faults: three attempts per account. A budget error is not retried, and blocks the
+    # credential's budget: the other accounts are deferred without asking.
+    expected = {
+        "server_error": {"server_error": 9},
+        "html": {"malformed": 9},
+        "malformed": {"malformed": 9},
+        "reset": {"connection": 9},
+        "data_null": {"server_error": 9},
+        "budget": {"rate_limited": 1, "deferred": 2},
     }[fault]
-    assert bridge.outcomes[expected_outcome] >= 1
+    assert dict(bridge.outcomes) == {"ok": ok_before, **expected}
     sim.clear_faults()
     if fault == "budget":
         clock.advance(300)  # Cloudflare asks to wait five minutes
@@ -244,14 +266,15 @@ async def test_budget_error_with_http_429_is_recognised(
     assert bridge.budget.wait() > 0
 
 
-async def test_timeout_is_retried_and_counted(
+async def test_timeouts_are_retried_up_to_the_attempts_and_counted(
     sim: Simulator, clock: ManualClock, make_config: Callable[..., Config], make_bridge: Callable[..., Bridge]
 ) -> None:
     bridge = make_bridge(make_config(request_timeout=timedelta(seconds=0.3)))
     before = await _good_then(bridge, clock)
     sim.knobs.latency = 0.6
     await bridge.poll_once()
-    assert bridge.outcomes["timeout"] >= 3
+    assert bridge.outcomes["timeout"] == 3 * len(bridge.accounts), "three attempts per account"
+    assert not any(up(bridge).values())
     assert counters(bridge) == before
     sim.knobs.latency = 0
 
@@ -275,12 +298,45 @@ async def test_unreachable_api_serves_nothing_false_and_keeps_trying(
     assert not bridge.accounts
 
 
-async def test_tls_failure_is_reported_as_such(
+async def test_tls_handshake_failure_is_reported_as_such(
     sim: Simulator, make_config: Callable[..., Config], make_bridge: Callable[..., Bridge]
 ) -> None:
+    """https:// to a server that speaks plain HTTP: the handshake fails, and the error says TLS."""
     bridge = make_bridge(make_config(api_url=sim.base_url.replace("http://", "https://")))
     await bridge.start()
-    assert "TLS" in bridge.discovery_error or "ConnectionFailed" in bridge.discovery_error
+    assert bridge.discovery_error == "ConnectionFailed: TLS failure talking to 127.0.0.1: SSLError"
+    assert dict(bridge.outcomes) == {"connection": 1}
+    assert not sim.query_log, "no request reached the API"
+
+
+async def test_untrusted_certificate_is_reported_as_a_tls_failure(
+    sim: Simulator, make_config: Callable[..., Config], make_bridge: Callable[..., Bridge], tmp_path: Path
+) -> None:
+    """A real TLS server whose certificate the system does not trust: refused, and said so."""
+    cert, key = self_signed(tmp_path)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+
+    async def anything(request: web.Request) -> web.Response:
+        return web.json_response({"success": True})
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", anything)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context)
+    await site.start()
+    try:
+        port = runner.addresses[0][1]
+        bridge = make_bridge(make_config(api_url=f"https://127.0.0.1:{port}/client/v4"))
+        await bridge.start()
+        assert (
+            bridge.discovery_error
+            == "ConnectionFailed: TLS failure talking to 127.0.0.1: SSLCertVerificationError"
+        )
+        assert dict(bridge.outcomes) == {"connection": 1}
+    finally:
+        await runner.cleanup()
 
 
 async def test_wrong_token_is_an_authentication_failure(

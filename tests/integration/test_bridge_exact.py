@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 
 import aiohttp
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+import pytest
 
 from otelbridge import server
 from otelbridge.bridge import Bridge
 from otelbridge.clock import ManualClock
+from otelbridge.config import Config
 from otelbridge.simulator import Simulator
 from otelbridge.windows import floor_minute
-from tests.metrics_text import expected_counters, expected_quantiles, parse_prometheus, sdk_values
+from tests.metrics_text import expected_counters, expected_quantiles, otlp_values, parse_prometheus
+from tests.otlp_receiver import OtlpReceiver
 
 
 async def scrape(bridge: Bridge, gzip: bool = False) -> str:
@@ -33,17 +36,39 @@ async def scrape(bridge: Bridge, gzip: bool = False) -> str:
         await runner.cleanup()
 
 
+@pytest.fixture
+async def otlp(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[OtlpReceiver]:
+    for name in [n for n in os.environ if n.startswith("OTEL_EXPORTER_OTLP")]:
+        monkeypatch.delenv(name)
+    receiver = OtlpReceiver()
+    await receiver.start()
+    yield receiver
+    await receiver.stop()
+
+
+async def exports_done(bridge: Bridge) -> None:
+    """Wait for the background OTLP export the last poll started (exports never overlap)."""
+    task = bridge._otlp_task
+    if task is not None:
+        await task
+
+
 async def test_simulated_hour_with_ingestion_delay_is_exact(
-    sim: Simulator, clock: ManualClock, make_bridge: Callable[..., Bridge]
+    sim: Simulator,
+    clock: ManualClock,
+    make_config: Callable[..., Config],
+    make_bridge: Callable[..., Bridge],
+    otlp: OtlpReceiver,
 ) -> None:
     sim.knobs.ingestion_delay = 240  # values keep growing for 4 minutes after each minute ends
-    memory = InMemoryMetricReader()
-    bridge = make_bridge(extra_readers=(memory,))
+    bridge = make_bridge(make_config(otlp_endpoint=otlp.endpoint))  # OTLP set up as in production
     await bridge.start()
     start = floor_minute(clock.now() - bridge.config.lookback)
     for _ in range(60):
         await bridge.poll_once()
         clock.advance(60)
+    await exports_done(bridge)
+    otlp.requests.clear()  # keep only the export of the last poll's collection
     await bridge.poll_once()
     now = clock.now()
 
@@ -60,9 +85,10 @@ async def test_simulated_hour_with_ingestion_delay_is_exact(
     assert got_counters == want
     assert parse_prometheus(await scrape(bridge, gzip=True)) == got
 
-    # The second reader (standing in for OTLP) sees the very same values.
-    sdk = sdk_values(memory, bridge.catalogue)
-    assert sdk == got
+    # OTLP carried the very same values: the requests the production exporter sent over HTTP.
+    await exports_done(bridge)
+    assert bridge.outcomes_otlp["success"] >= 1 and not bridge.outcomes_otlp["failure"]
+    assert otlp_values(otlp.requests, bridge.catalogue) == got
 
 
 async def test_quantiles_are_the_apis_values_for_the_group_in_seconds(

@@ -7,7 +7,6 @@ import asyncio
 import base64
 import hashlib
 import ssl
-import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -20,16 +19,7 @@ from otelbridge.bridge import Bridge
 from otelbridge.clock import ManualClock
 from otelbridge.config import Config, ConfigError
 from otelbridge.simulator import Simulator
-
-
-def self_signed(tmp_path: Path) -> tuple[Path, Path]:
-    cert, key = tmp_path / "server.crt", tmp_path / "server.key"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
-         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    return cert, key
+from tests.certs import self_signed
 
 
 def tls_and_basic_auth(tmp_path: Path, user: str, password: str) -> tuple[web_config.WebConfig, Path]:

@@ -151,9 +151,19 @@ def test_kill_9_and_restart_keep_totals_exact_and_the_token_secret(
     start = min(datetime.fromisoformat(a["counted"]) for a in saved["accounts"].values())
     start = floor_minute(start)
 
+    first_log_size = (tmp_path / "bridge.log").stat().st_size
     second = Proc(["run"], env, tmp_path / "bridge.log")
     try:
         wait_for(lambda: json.loads(get(f"http://127.0.0.1:{port}/status"))["api_requests"].get("ok", 0) >= 3)
+        # The second process resumed every account where the first one's last save left it.
+        with (tmp_path / "bridge.log").open("rb") as f:
+            f.seek(first_log_size)
+            second_log = f.read().decode(errors="replace")
+        for account, ledger in saved["accounts"].items():
+            assert f"account {account}: resuming from saved state, counted up to {ledger['counted']}" in (
+                second_log
+            )
+        assert ": counting from " not in second_log, "no account started afresh"
         status, body = consistent_read(port)
         traffic = Traffic.default(seed=1)
         got = {k: v for k, v in parse_prometheus(body).items() if k[0].endswith("_total")}

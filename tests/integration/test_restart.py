@@ -99,7 +99,7 @@ async def test_state_of_another_api_is_not_used(
     assert "belongs to API" in caplog.text
 
 
-async def test_state_is_written_atomically(
+async def test_state_file_holds_every_account_and_nothing_else(
     sim: Simulator, clock: ManualClock, make_config: Callable[..., Config], make_bridge: Callable[..., Bridge]
 ) -> None:
     config = make_config()
@@ -108,7 +108,9 @@ async def test_state_is_written_atomically(
     await bridge.poll_once()
     assert config.state_dir is not None
     files = sorted(p.name for p in Path(config.state_dir).iterdir())
-    assert files == ["instance-id", "state.json"], "no temporary files are left behind"
+    assert files == ["instance-id", "state.json"], (
+        "no temporary files are left behind (atomicity: tests/unit/test_state.py)"
+    )
     saved = json.loads((config.state_dir / "state.json").read_text())
     assert set(saved["accounts"]) == set(bridge.accounts)
     assert "sim-token" not in (config.state_dir / "state.json").read_text()

@@ -1,0 +1,175 @@
+"""The state file is replaced atomically: a save that fails or is killed midway leaves the
+previous state intact and loadable."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from otelbridge.ledger import AccountLedger
+from otelbridge.state import StateStore
+
+FIELDS = ("requests", "errors")
+T0 = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
+API = "http://127.0.0.1:1/client/v4"
+
+
+def ledger(scripts: int, value: int) -> AccountLedger:
+    out = AccountLedger.starting_at(FIELDS, T0)
+    out.counted = out.settled = T0 + timedelta(minutes=value)
+    out.final = {(f"script-{i}", "success"): (value * i, i) for i in range(scripts)}
+    out.totals = dict(out.final)
+    out.seen = dict.fromkeys(out.final, out.counted)
+    return out
+
+
+def as_json(ledgers: dict[str, AccountLedger]) -> dict[str, Any]:
+    return {a: lg.to_json() for a, lg in ledgers.items()}
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> StateStore:
+    return StateStore(tmp_path / "state", API)
+
+
+def test_saved_state_loads_back_equal(store: StateStore) -> None:
+    ledgers = {"a" * 32: ledger(5, 3), "b" * 32: ledger(2, 7)}
+    store.save(ledgers)
+    assert as_json(store.load(FIELDS)) == as_json(ledgers)
+
+
+@pytest.mark.parametrize("fails", ["write", "os.fsync", "os.replace"])
+def test_a_save_failing_midway_leaves_the_previous_state(
+    fails: str, store: StateStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = {"a" * 32: ledger(50, 1)}
+    store.save(before)
+
+    def disk_full(*args: Any, **kwargs: Any) -> None:
+        raise OSError(28, "No space left on device")
+
+    if fails == "write":  # part of the document reaches the disk, then it is full
+
+        class HalfWritten:
+            def __init__(self, f: Any) -> None:
+                self.f = f
+
+            def __enter__(self) -> HalfWritten:
+                return self
+
+            def __exit__(self, *exc: object) -> None:
+                self.f.close()
+
+            def write(self, data: bytes) -> None:
+                self.f.write(data[: len(data) // 2])
+                disk_full()
+
+        monkeypatch.setattr(
+            "otelbridge.state.open",
+            lambda *a, **k: HalfWritten(open(*a, **k)),  # noqa: SIM115 (closed by HalfWritten)
+            raising=False,
+        )
+    else:
+        module, name = fails.split(".")
+        monkeypatch.setattr(f"otelbridge.state.{module}.{name}", disk_full)
+    with pytest.raises(OSError):
+        store.save({"a" * 32: ledger(50, 2)})
+    monkeypatch.undo()
+    assert json.loads(store.path.read_text(encoding="utf-8"))["accounts"]  # still a whole document
+    assert as_json(store.load(FIELDS)) == as_json(before)
+    assert sorted(p.name for p in store.directory.iterdir()) == ["state.json"]  # no temporary file
+
+
+SAVER = """
+import sys
+from pathlib import Path
+from tests.unit.test_state import API, ledger
+from otelbridge.state import StateStore
+
+store = StateStore(Path(sys.argv[1]), API)
+big = [{"a" * 32: ledger(5_000, v)} for v in (1, 2)]
+store.save(big[0])
+print("ready", flush=True)
+i = 0
+while True:
+    i += 1
+    store.save(big[i % 2])
+"""
+
+
+def test_a_save_killed_midway_leaves_a_whole_state(store: StateStore, tmp_path: Path) -> None:
+    """kill -9 at arbitrary moments of a save loop: the file left is always one whole save."""
+    root = Path(__file__).resolve().parents[2]
+    wanted = [as_json({"a" * 32: ledger(5_000, v)}) for v in (1, 2)]
+    for attempt in range(3):
+        saver = subprocess.Popen(
+            [sys.executable, "-c", SAVER, str(store.directory)],
+            cwd=root,
+            env={**os.environ, "PYTHONPATH": str(root)},
+            stdout=subprocess.PIPE,
+        )
+        assert saver.stdout is not None and saver.stdout.readline() == b"ready\n"
+        time.sleep(0.1 + 0.13 * attempt)  # lands at different points of a save
+        saver.send_signal(signal.SIGKILL)
+        saver.wait(10)
+        assert as_json(store.load(FIELDS)) in wanted
+        assert not list(store.directory.glob("state.json.bad-*")), "the state was never unusable"
+
+
+def corrupt(document: dict[str, Any], change: str) -> None:
+    if change == "accounts not a mapping":
+        document["accounts"] = list(document["accounts"].values())
+        return
+    ledger = document["accounts"]["a" * 32]
+    row = ledger["final"][0]
+    if change == "fields renamed":
+        ledger["fields"] = ["requests", "failures"]
+    elif change == "script not a string":
+        row[0] = 7
+    elif change == "status not a string":
+        row[1] = None
+    elif change == "vector too short":
+        row[2] = row[2][:1]
+    elif change == "boolean value":
+        row[2][0] = True
+    elif change == "string value":
+        row[2][1] = "3"
+    elif change == "settled after counted":
+        ledger["settled"] = "2026-11-26T11:00:00+00:00"
+
+
+CORRUPTIONS = [
+    "accounts not a mapping",
+    "fields renamed",
+    "script not a string",
+    "status not a string",
+    "vector too short",
+    "boolean value",
+    "string value",
+    "settled after counted",
+]
+
+
+@pytest.mark.parametrize("change", CORRUPTIONS)
+def test_a_state_file_with_a_bad_ledger_is_set_aside(change: str, store: StateStore) -> None:
+    store.save({"a" * 32: ledger(3, 2)})
+    document = json.loads(store.path.read_text(encoding="utf-8"))
+    corrupt(document, change)
+    store.path.write_text(json.dumps(document), encoding="utf-8")
+    assert store.load(FIELDS) == {}
+    assert len(list(store.directory.glob("state.json.bad-*"))) == 1
+
+
+def test_the_state_directory_is_created_with_its_parents(tmp_path: Path) -> None:
+    store = StateStore(tmp_path / "not" / "yet" / "there", API)
+    store.save({"a" * 32: ledger(1, 1)})
+    assert as_json(store.load(FIELDS)) == as_json({"a" * 32: ledger(1, 1)})
