@@ -34,8 +34,9 @@ from graphql import (
 
 from otelbridge.clock import Clock
 from otelbridge.simulator.auth import DEFAULT_CREDENTIALS, AuthFailure, Credential, authenticate
+from otelbridge.simulator.execution import RequestContext
 from otelbridge.simulator.knobs import FAULT_KINDS, FaultKind, Knobs
-from otelbridge.simulator.resolvers import DATASET, RequestContext, load_schema
+from otelbridge.simulator.resolvers import DATASET, load_schema
 from otelbridge.simulator.rest import accounts_page
 from otelbridge.simulator.traffic import Traffic
 
