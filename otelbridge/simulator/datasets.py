@@ -144,7 +144,7 @@ def _http(rng: random.Random, res: Resources, scope: int, _minute: int, diurnal:
             status,
         )
         body = 0 if status in (304, 301) else _lognormal(rng, 14000, 1.2)
-        visit = int(status == 200 and rng.random() < 0.15)
+        visit = int(status == 200 and dims[3] == "GET" and rng.random() < 0.3)  # a page view from elsewhere
         out.append(
             (int(60 * rng.random()), dims, weight, (400 + int(1200 * rng.random()), body + 350, visit))
         )
