@@ -85,14 +85,20 @@ def aggregate(spec: DatasetSpec, seen: Sequence[Seen]) -> dict[str, Any]:
             else:
                 i = spec.index(value)
                 total = sum(w * r.values[i] for w, _, r in seen)
-            sums[name] = float(total) if name in spec.float_sums else total
+            scale = spec.float_sums.get(name)
+            sums[name] = total if scale is None else total / scale  # exact: scale is a power of two
         out["sum"] = sums
     if spec.maxes:
         out["max"] = {name: max(r.values[spec.index(name)] for _, _, r in seen) for name in spec.maxes}
+    averages: dict[str, Number] = {
+        name: sum(r.values[spec.index(name)] for _, _, r in seen) // len(seen) for name in spec.averages
+    }
     if spec.sample_interval:
         weight = sum(w for w, _, _ in seen)
         rows = sum(w // interval for w, interval, _ in seen)
-        out["avg"] = {"sampleInterval": weight / rows if rows else 1.0}
+        averages["sampleInterval"] = weight / rows if rows else 1.0
+    if averages:
+        out["avg"] = averages
     return out
 
 

@@ -9,12 +9,13 @@ have one snapshot record per resource and minute instead, aggregated with max.
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal, NamedTuple
 
-from otelbridge.simulator.world import Resources
+from otelbridge.simulator.world import Resources, hex_id
 
 Value = str | int
 INT_DIMENSIONS = frozenset({"edgeResponseStatus", "responseStatusCode"})  # uint16 in the schema
@@ -47,7 +48,8 @@ class DatasetSpec:
     values: tuple[str, ...]  # per-event quantities, in record order
     sums: tuple[tuple[str, str], ...] = ()  # (sum field, value) pairs
     maxes: tuple[str, ...] = ()  # max fields (level datasets), each a value
-    float_sums: frozenset[str] = frozenset()  # sum fields typed float64
+    float_sums: dict[str, int] = field(default_factory=dict)  # float64 sums: value units per 1
+    averages: tuple[str, ...] = ()  # avg fields of a level dataset (floor of the snapshots' mean)
     count: bool = False
     sample_interval: bool = False  # has avg { sampleInterval }
     level: bool = False
@@ -289,6 +291,84 @@ def _durable_objects(
     return out
 
 
+_QUEUE_OPS = (
+    ("WriteMessage", "none", "none", 1.0),
+    ("ReadMessage", "worker", "none", 1.02),  # retries read some messages twice
+    ("DeleteMessage", "worker", "success", 0.97),
+    ("DeleteMessage", "worker", "fail", 0.02),
+    ("DeleteMessage", "worker", "dlq", 0.01),
+)
+
+
+def _queue_operations(
+    rng: random.Random, res: Resources, _scope: int, minute: int, diurnal: float
+) -> list[Draw]:
+    out: list[Draw] = []
+    for queue in res.queues:
+        if not queue.active(minute):
+            continue
+        for action, consumer, outcome, share in _QUEUE_OPS:
+            lam = max(1.0, queue.rate) * share * diurnal * (0.8 + 0.4 * rng.random())
+            for weight in split(rng, lam, 3):
+                size = 200 + _lognormal(rng, 1500, 1.0)
+                values = (1 + size // 65536, size, size)  # one billable operation per 64 KB
+                out.append((int(60 * rng.random()), (action, consumer, outcome, queue.id), weight, values))
+    return out
+
+
+def _queue_backlog(
+    _rng: random.Random, res: Resources, _scope: int, minute: int, _diurnal: float
+) -> list[Draw]:
+    out: list[Draw] = []
+    for queue in res.queues:
+        if not queue.active(minute):  # Cloudflare: idle queues return no backlog data
+            continue
+        wave = math.sin(2 * math.pi * (minute % 90) / 90)  # consumers fall behind and catch up
+        messages = max(0, int(queue.rate * (2 + 2 * wave)) + int(hex_id(queue.id, minute)[:2], 16) % 7)
+        out.append((0, (queue.id,), 1, (messages * 1700, messages)))
+    return out
+
+
+_PAGES_STATUS = (
+    ("success", 97.0),
+    ("clientDisconnected", 1.0),
+    ("scriptThrewException", 1.5),
+    ("exceededResources", 0.5),
+)
+
+
+def _pages_functions(
+    rng: random.Random, res: Resources, _scope: int, _minute: int, diurnal: float
+) -> list[Draw]:
+    out: list[Draw] = []
+    for project in res.projects:
+        for weight in split(rng, project.rate * diurnal * (0.8 + 0.4 * rng.random()), 6):
+            status = str(pick(rng, _PAGES_STATUS))
+            wall = _lognormal(rng, 12_000, 0.9) + 100  # µs
+            duration = max(1, round(wall * 0.128 * 65536 / 1e6))  # 128 MB for `wall` µs, in 2**-16 GB*s
+            values = (
+                int(status == "clientDisconnected"),
+                duration,
+                int(status != "success"),
+                1,
+                _lognormal(rng, 20_000, 1.0),
+                int(3 * rng.random()),
+                wall,
+            )
+            out.append((int(60 * rng.random()), (project.script, status, "standard"), weight, values))
+    return out
+
+
+_PAGES_VALUES = (
+    "clientDisconnects",
+    "duration",
+    "errors",
+    "requests",
+    "responseBodySize",
+    "subrequests",
+    "wallTime",
+)
+
 SPECS: dict[str, DatasetSpec] = {
     s.name: s
     for s in (
@@ -376,7 +456,7 @@ SPECS: dict[str, DatasetSpec] = {
                 (v, v)
                 for v in ("queryBatchResponseBytes", "readQueries", "rowsRead", "rowsWritten", "writeQueries")
             ),
-            float_sums=frozenset({"queryBatchResponseBytes"}),
+            float_sums={"queryBatchResponseBytes": 1},
             count=True,
             sample_interval=True,
             generate=_d1,
@@ -403,6 +483,43 @@ SPECS: dict[str, DatasetSpec] = {
             sums=tuple((v, v) for v in ("errors", "requests", "responseBodySize", "wallTime")),
             sample_interval=True,
             generate=_durable_objects,
+        ),
+        DatasetSpec(
+            "queueMessageOperationsAdaptiveGroups",
+            "account",
+            "AccountQueueMessageOperationsAdaptiveGroups",
+            ("actionType", "consumerType", "outcome", "queueId"),
+            _T_SECOND_6H,
+            ("billableOperations", "bytes", "messageSize"),
+            sums=(("billableOperations", "billableOperations"), ("bytes", "bytes")),
+            maxes=("messageSize",),
+            count=True,
+            sample_interval=True,
+            generate=_queue_operations,
+        ),
+        DatasetSpec(
+            "queueBacklogAdaptiveGroups",
+            "account",
+            "AccountQueueBacklogAdaptiveGroups",
+            ("queueId",),
+            _T_SECOND_6H,
+            ("bytes", "messages"),
+            averages=("bytes", "messages"),
+            sample_interval=True,
+            level=True,
+            generate=_queue_backlog,
+        ),
+        DatasetSpec(
+            "pagesFunctionsInvocationsAdaptiveGroups",
+            "account",
+            "AccountPagesFunctionsInvocationsAdaptiveGroups",
+            ("scriptName", "status", "usageModel"),
+            ("date", "datetime", "datetimeHour", "datetimeMinute", "datetimeSixHours"),
+            _PAGES_VALUES,
+            sums=tuple((v, v) for v in _PAGES_VALUES),
+            float_sums={"duration": 65536},
+            sample_interval=True,
+            generate=_pages_functions,
         ),
     )
 }

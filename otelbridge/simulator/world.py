@@ -1,5 +1,6 @@
 """What each simulated account owns besides Workers: zones, R2 buckets, D1 databases, KV and
-Durable Object namespaces. Sizes differ on purpose (a busy shop zone, a quiet redirect zone)."""
+Durable Object namespaces, queues and Pages projects. Sizes differ on purpose (a busy shop
+zone, a quiet redirect zone)."""
 
 from __future__ import annotations
 
@@ -53,12 +54,35 @@ class Namespace:
 
 
 @dataclass(frozen=True)
+class Queue:
+    id: str  # 32 hex digits
+    name: str
+    rate: float  # messages written per minute; below 1, the share of minutes with any activity
+
+    def active(self, minute: int) -> bool:
+        """Whether anything writes to or reads from the queue in that minute."""
+        return self.rate >= 1 or int(hex_id(self.id, minute)[:4], 16) < self.rate * 65536
+
+
+@dataclass(frozen=True)
+class Project:
+    name: str  # a Pages project
+    rate: float  # Functions invocations per minute
+
+    @property
+    def script(self) -> str:
+        return f"pages-worker--{int(hex_id(self.name)[:6], 16) % 10_000_000}-production"
+
+
+@dataclass(frozen=True)
 class Resources:
     zones: tuple[Zone, ...] = ()
     buckets: tuple[Bucket, ...] = ()
     databases: tuple[Database, ...] = ()
     kv_namespaces: tuple[Namespace, ...] = ()
     do_namespaces: tuple[Namespace, ...] = ()
+    queues: tuple[Queue, ...] = ()
+    projects: tuple[Project, ...] = ()
 
 
 # Zones of a plan without firewall analytics: our choice of which entitlement a plan lacks.
@@ -112,7 +136,12 @@ def default_resources(seed: int, account: int, scripts: tuple[str, ...]) -> Reso
         Namespace(hex_id(seed, "do", account, name), name, rate * scale, script)
         for name, rate, script in (("ChatRoom", 150.0, script_a), ("RateLimiter", 600.0, script_b))
     )
-    return Resources(zones, buckets, databases, kv, durable)
+    queues = tuple(
+        Queue(hex_id(seed, "queue", account, name), name, rate * scale if rate >= 1 else rate)
+        for name, rate in (("order-events", 200.0), ("email-outbox", 15.0), ("order-events-dlq", 0.2))
+    )
+    projects = tuple(Project(name, rate * scale) for name, rate in (("marketing-site", 90.0), ("docs", 25.0)))
+    return Resources(zones, buckets, databases, kv, durable, queues, projects)
 
 
 def scaled_resources(seed: int, account: int) -> Resources:

@@ -80,8 +80,9 @@ def aggregates(spec: DatasetSpec) -> str:
         parts.append("sum { " + " ".join(name for name, _ in spec.sums) + " }")
     if spec.maxes:
         parts.append("max { " + " ".join(spec.maxes) + " }")
-    if spec.sample_interval:
-        parts.append("avg { sampleInterval }")
+    averages = [*spec.averages, *(["sampleInterval"] if spec.sample_interval else [])]
+    if averages:
+        parts.append("avg { " + " ".join(averages) + " }")
     return " ".join(parts)
 
 

@@ -118,7 +118,7 @@ def test_simulated_dataset_matches_its_subset_and_published_node(dataset: str) -
     groups = {
         "sum": {name for name, _ in spec.sums},
         "max": set(spec.maxes),
-        "avg": {"sampleInterval"} if spec.sample_interval else set(),
+        "avg": {*spec.averages, *(["sampleInterval"] if spec.sample_interval else [])},
     }
     for group, leaves in groups.items():
         declared = set(object_type(mine, f"{spec.row_type}{group.title()}").fields) if group in row else set()
