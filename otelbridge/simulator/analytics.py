@@ -90,11 +90,11 @@ def aggregate(spec: DatasetSpec, seen: Sequence[Seen]) -> dict[str, Any]:
         out["sum"] = sums
     if spec.maxes:
         out["max"] = {name: max(r.values[spec.index(name)] for _, _, r in seen) for name in spec.maxes}
-    averages: dict[str, Number] = {
-        name: sum(r.values[spec.index(name)] for _, _, r in seen) // len(seen) for name in spec.averages
+    weight = sum(w for w, _, _ in seen)
+    averages: dict[str, Number] = {  # integer fields: the weighted mean rounded down
+        name: sum(w * r.values[spec.index(name)] for w, _, r in seen) // weight for name in spec.averages
     }
     if spec.sample_interval:
-        weight = sum(w for w, _, _ in seen)
         rows = sum(w // interval for w, interval, _ in seen)
         averages["sampleInterval"] = weight / rows if rows else 1.0
     if averages:

@@ -18,7 +18,7 @@ from typing import Literal, NamedTuple
 from otelbridge.simulator.world import Resources, hex_id
 
 Value = str | int
-INT_DIMENSIONS = frozenset({"edgeResponseStatus", "responseStatusCode"})  # uint16 in the schema
+INT_DIMENSIONS = frozenset({"edgeResponseStatus", "responseStatusCode", "originResponseStatus"})  # uint16
 
 
 class Record(NamedTuple):
@@ -49,7 +49,7 @@ class DatasetSpec:
     sums: tuple[tuple[str, str], ...] = ()  # (sum field, value) pairs
     maxes: tuple[str, ...] = ()  # max fields (level datasets), each a value
     float_sums: dict[str, int] = field(default_factory=dict)  # float64 sums: value units per 1
-    averages: tuple[str, ...] = ()  # avg fields of a level dataset (floor of the snapshots' mean)
+    averages: tuple[str, ...] = ()  # integer avg fields: weighted mean of the values, rounded down
     count: bool = False
     sample_interval: bool = False  # has avg { sampleInterval }
     level: bool = False
@@ -359,6 +359,62 @@ def _pages_functions(
     return out
 
 
+_LB_REGIONS = ("WNAM", "ENAM", "WEU", "EEU", "SEAS", "OC")
+_LB_POOLS = (("us-east-pool", ("origin-a", "origin-b")), ("eu-west-pool", ("origin-c", "origin-d")))
+
+
+def _load_balancing(
+    rng: random.Random, res: Resources, scope: int, _minute: int, diurnal: float
+) -> list[Draw]:
+    zone = res.zones[scope]
+    if "loadBalancingRequestsAdaptiveGroups" in zone.disabled:
+        return []
+    out: list[Draw] = []
+    for weight in split(rng, zone.rate * 0.6 * diurnal * (0.8 + 0.4 * rng.random()), 12):
+        region = _LB_REGIONS[int(len(_LB_REGIONS) * rng.random())]
+        pool, origins = _LB_POOLS[0 if region in ("WNAM", "ENAM", "SEAS", "OC") else 1]
+        error = "none" if rng.random() < 0.995 else "no_healthy_pools"
+        dims = (
+            COLOS[int(len(COLOS) * rng.random())],
+            error,
+            zone.hosts[-1],
+            region,
+            origins[int(2 * rng.random())],
+            pool,
+            "geo",
+        )
+        out.append((int(60 * rng.random()), dims, weight, ()))
+    return out
+
+
+_HC_REGIONS = ("WNAM", "ENAM", "WEU", "EEU", "SEAS", "OC")
+
+
+def _health_checks(
+    rng: random.Random, res: Resources, scope: int, minute: int, _diurnal: float
+) -> list[Draw]:
+    """Each check probes its origin once a minute from each region."""
+    zone = res.zones[scope]
+    if "healthCheckEventsAdaptiveGroups" in zone.disabled:
+        return []
+    checks = ("origin-http",) if zone.plan == "pro" else ("origin-http", "api-tls")
+    out: list[Draw] = []
+    for check in checks:
+        outage = int(hex_id(zone.tag, check, minute // 30)[:2], 16) < 8  # some half hours go bad
+        for region in _HC_REGIONS:
+            failed = outage and rng.random() < 0.7
+            dims = (
+                "Response timeout" if failed else "",
+                check,
+                "unhealthy" if failed else "healthy",
+                0 if failed else 200,
+                region,
+            )
+            rtt = 5000 if failed else 20 + _lognormal(rng, 60, 0.6)
+            out.append((int(60 * rng.random()), dims, 1, (rtt,)))
+    return out
+
+
 _PAGES_VALUES = (
     "clientDisconnects",
     "duration",
@@ -412,6 +468,37 @@ SPECS: dict[str, DatasetSpec] = {
             count=True,
             sample_interval=True,
             generate=_firewall,
+        ),
+        DatasetSpec(
+            "loadBalancingRequestsAdaptiveGroups",
+            "zone",
+            "ZoneLoadBalancingRequestsAdaptiveGroups",
+            (
+                "coloCode",
+                "errorType",
+                "lbName",
+                "region",
+                "selectedOriginName",
+                "selectedPoolName",
+                "steeringPolicy",
+            ),
+            ("datetime", "datetimeMinute", "datetimeFiveMinutes", "datetimeFifteenMinutes", "datetimeHour"),
+            (),
+            count=True,
+            sample_interval=True,
+            generate=_load_balancing,
+        ),
+        DatasetSpec(
+            "healthCheckEventsAdaptiveGroups",
+            "zone",
+            "ZoneHealthCheckEventsAdaptiveGroups",
+            ("failureReason", "healthCheckName", "healthStatus", "originResponseStatus", "region"),
+            _T_SECOND,
+            ("rttMs",),
+            averages=("rttMs",),
+            count=True,
+            sample_interval=True,
+            generate=_health_checks,
         ),
         DatasetSpec(
             "r2OperationsAdaptiveGroups",

@@ -85,8 +85,14 @@ class Resources:
     projects: tuple[Project, ...] = ()
 
 
-# Zones of a plan without firewall analytics: our choice of which entitlement a plan lacks.
-_PLAN_DISABLED = {"free": frozenset({"firewallEventsAdaptiveGroups"})}
+# Zone datasets a plan lacks (our choice: load balancing on business plans and up, health
+# checks from pro, firewall analytics not on free).
+_LB, _HC, _FW = (
+    "loadBalancingRequestsAdaptiveGroups",
+    "healthCheckEventsAdaptiveGroups",
+    "firewallEventsAdaptiveGroups",
+)
+_PLAN_DISABLED = {"free": frozenset({_FW, _LB, _HC}), "pro": frozenset({_LB})}
 
 # (name, plan, requests per minute) per account of Traffic.default; 12 zones in all, so a
 # query naming every zone exceeds the 10-zone limit.

@@ -163,3 +163,22 @@ async def test_rest_zones_only_for_visible_accounts(traffic: Traffic) -> None:
             ZONES_QUERY, zones=traffic.accounts[0].zones[:1], start=rfc3339(START), end=rfc3339(END)
         )
         assert data["viewer"]["zones"] == []
+
+
+async def test_each_plan_has_its_datasets(api: Api, traffic: Traffic) -> None:
+    query = """query($zones: [string!]) { viewer { zones(filter: {zoneTag_in: $zones}) { zoneTag settings {
+      http: httpRequestsAdaptiveGroups { enabled } fw: firewallEventsAdaptiveGroups { enabled }
+      lb: loadBalancingRequestsAdaptiveGroups { enabled } hc: healthCheckEventsAdaptiveGroups { enabled }
+    } } } }"""
+    zones = traffic.analytics.resources[traffic.accounts[0].tag].zones
+    data = await api.execute(query, zones=[z.tag for z in zones])
+    got = {z["zoneTag"]: {k: v["enabled"] for k, v in z["settings"].items()} for z in data["viewer"]["zones"]}
+    plans = {z.tag: z.plan for z in zones}
+    expected = {
+        "enterprise": {"http": True, "fw": True, "lb": True, "hc": True},
+        "business": {"http": True, "fw": True, "lb": True, "hc": True},
+        "pro": {"http": True, "fw": True, "lb": False, "hc": True},
+        "free": {"http": True, "fw": False, "lb": False, "hc": False},
+    }
+    assert got == {tag: expected[plan] for tag, plan in plans.items()}
+    assert set(plans.values()) == set(expected)
