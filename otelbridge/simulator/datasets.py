@@ -18,7 +18,10 @@ from typing import Literal, NamedTuple
 from otelbridge.simulator.world import Resources, hex_id
 
 Value = str | int
-INT_DIMENSIONS = frozenset({"edgeResponseStatus", "responseStatusCode", "originResponseStatus"})  # uint16
+# dimensions typed uint8/uint16 in the schema (the others are strings)
+INT_DIMENSIONS = frozenset(
+    {"edgeResponseStatus", "responseStatusCode", "originResponseStatus", "responseCached"}
+)
 
 
 class Record(NamedTuple):
@@ -415,6 +418,30 @@ def _health_checks(
     return out
 
 
+_DNS_TYPES = (("A", 55.0), ("AAAA", 30.0), ("HTTPS", 7.0), ("TXT", 5.0), ("MX", 3.0))
+
+
+def _dns(rng: random.Random, res: Resources, scope: int, _minute: int, diurnal: float) -> list[Draw]:
+    zone = res.zones[scope]
+    names = (*zone.hosts, f"_dmarc.{zone.name}", f"mail.{zone.name}")
+    out: list[Draw] = []
+    for weight in split(rng, (5 + zone.rate * 0.3) * diurnal * (0.8 + 0.4 * rng.random()), 10):
+        qtype = str(pick(rng, _DNS_TYPES))
+        name = (
+            names[-2]
+            if qtype == "TXT"
+            else names[-1]
+            if qtype == "MX"
+            else names[int(len(zone.hosts) * rng.random())]
+        )
+        code = "NXDOMAIN" if rng.random() < 0.04 else "NOERROR"
+        protocol = str(pick(rng, (("udp", 92.0), ("tcp", 3.0), ("https", 5.0))))
+        cached = int(rng.random() < 0.6)
+        dims = (COLOS[int(len(COLOS) * rng.random())], protocol, name, qtype, cached, code)
+        out.append((int(60 * rng.random()), dims, weight, ()))
+    return out
+
+
 _PAGES_VALUES = (
     "clientDisconnects",
     "duration",
@@ -499,6 +526,17 @@ SPECS: dict[str, DatasetSpec] = {
             count=True,
             sample_interval=True,
             generate=_health_checks,
+        ),
+        DatasetSpec(
+            "dnsAnalyticsAdaptiveGroups",
+            "zone",
+            "ZoneDnsAnalyticsAdaptiveGroups",
+            ("coloName", "protocol", "queryName", "queryType", "responseCached", "responseCode"),
+            _T_SECOND,
+            (),
+            count=True,
+            sample_interval=True,
+            generate=_dns,
         ),
         DatasetSpec(
             "r2OperationsAdaptiveGroups",

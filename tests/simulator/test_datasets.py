@@ -27,6 +27,8 @@ GROUPINGS = [
     ),
     ("firewallEventsAdaptiveGroups", "action source"),
     ("firewallEventsAdaptiveGroups", "clientCountryName clientRequestHTTPHost edgeResponseStatus ruleId"),
+    ("dnsAnalyticsAdaptiveGroups", "queryName queryType"),
+    ("dnsAnalyticsAdaptiveGroups", "coloName protocol responseCached responseCode"),
     ("loadBalancingRequestsAdaptiveGroups", "lbName selectedPoolName"),
     ("loadBalancingRequestsAdaptiveGroups", "coloCode errorType region selectedOriginName steeringPolicy"),
     ("healthCheckEventsAdaptiveGroups", "healthCheckName healthStatus"),
@@ -230,3 +232,13 @@ async def test_backlog_is_an_average_of_snapshots_and_idle_queues_are_absent(
     queues = traffic.analytics.resources[account].queues
     idle = next(q for q in queues if q.rate < 1)
     assert 0 < len(per_queue.get(idle.id, [])) < 60 == len(per_queue[queues[0].id])
+
+
+async def test_uint8_dimension_filters(api: Api, traffic: Traffic) -> None:
+    spec = SPECS["dnsAnalyticsAdaptiveGroups"]
+    zone = traffic.accounts[0].zones[0]
+    truth = traffic.analytics.totals(spec.name, zone, START, END, by=["responseCached"], as_of=NOW)
+    assert set(truth) == {(0,), (1,)}
+    for literal, kept in (("{responseCached: 1}", (1,)), ("{responseCached_neq: 1}", (0,))):
+        rows = await group_rows(api, spec, zone, START, END, "responseCached", where=literal)
+        assert by_key(rows, ["responseCached"]) == {kept: truth[kept]}
