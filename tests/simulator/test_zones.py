@@ -112,6 +112,8 @@ async def test_aliases_several_datasets_in_one_request(api: Api, traffic: Traffi
     }
     d1 = analytics.totals("d1AnalyticsAdaptiveGroups", account.tag, START, END, as_of=NOW)[()]
     assert acct["d1"] == [{"count": d1["count"], "sum": {"readQueries": d1["sum"]["readQueries"]}}]
+    assert api.sim.query_log[-1].datasets == ("r2", "d1", "byStatus", "whole")
+    assert api.sim.query_log[-1].account_tags == (account.tag,)
     counts = [r["count"] for r in zone["byStatus"]]
     assert counts == sorted(counts, reverse=True) and sum(counts) == zone["whole"][0]["count"]
 
