@@ -85,7 +85,11 @@ def _list(value: Any) -> list[Any]:
 
 
 def _one(name: str, op: str, raw: Any) -> Callable[[Key], bool]:
-    parse = DIMENSIONS[name].parse
+    return compare(DIMENSIONS[name].parse, op, raw)
+
+
+def compare(parse: Callable[[Any], Key], op: str, raw: Any) -> Callable[[Key], bool]:
+    """A test of a dimension's key against one filter operator (`""` is equality) and its value."""
     if op in ("in", "notin"):
         allowed = {parse(v) for v in _list(raw)}
         return (lambda k: k in allowed) if op == "in" else (lambda k: k not in allowed)

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from graphql import (
-    GraphQLError,
     GraphQLObjectType,
     GraphQLResolveInfo,
     GraphQLSchema,
@@ -19,36 +16,23 @@ from graphql import (
 )
 
 from otelbridge.simulator import events as ev
-from otelbridge.simulator.auth import Credential
+from otelbridge.simulator.datasets import ACCOUNT_DATASETS, SPECS, ZONE_DATASETS
 from otelbridge.simulator.events import Seen
-from otelbridge.simulator.filters import DIMENSIONS, Key, compile_filter, split_range, time_bounds
-from otelbridge.simulator.knobs import Knobs
-from otelbridge.simulator.rows import fields, plan, render, splice
-from otelbridge.simulator.traffic import Account, Traffic
+from otelbridge.simulator.execution import (
+    RequestContext,
+    cf_error,
+    dataset_settings,
+    page,
+    query_range,
+    selected_dimensions,
+)
+from otelbridge.simulator.filters import DIMENSIONS, Key, compile_filter, split_range
+from otelbridge.simulator.groups import ZoneView, resolve_group_dataset, resolve_zones
+from otelbridge.simulator.traffic import Account
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "cloudflare" / "schema.graphql"
 DATASET = "workersInvocationsAdaptive"
 _ROW_TYPE = "AccountWorkersInvocationsAdaptive"
-
-
-@dataclass
-class RequestContext:
-    traffic: Traffic
-    knobs: Knobs
-    credential: Credential
-    now: datetime
-    fast_rows: bool = True  # render pages with rows.render instead of graphql-core's completion
-    pages: list[tuple[list[str | int], list[dict[str, Any]]]] = field(default_factory=list)
-
-    def finish(self, data: dict[str, Any]) -> dict[str, Any]:
-        """Put the pages rendered outside graphql-core into its result."""
-        for path, page in self.pages:
-            splice(data, path, page)
-        return data
-
-
-def cf_error(message: str, code: str) -> GraphQLError:
-    return GraphQLError(message, extensions={"code": code})
 
 
 class Row:
@@ -83,19 +67,6 @@ class Row:
         return {"sampleInterval": ev.sample_interval(self.seen)}
 
 
-def selected_dimensions(info: GraphQLResolveInfo[RequestContext]) -> list[str]:
-    """Dimension fields selected under `dimensions` (any alias, through fragments), in order."""
-    found: dict[str, None] = {}
-    variables = info.variable_values.coerced
-    for node in info.field_nodes:
-        for group in fields(node.selection_set, info.fragments, variables):
-            if group.name.value == "dimensions":
-                for dim in fields(group.selection_set, info.fragments, variables):
-                    if dim.name.value in DIMENSIONS:
-                        found[dim.name.value] = None
-    return list(found)
-
-
 def _order_value(row: Row, stem: str, dims: list[str]) -> Any:
     if stem in DIMENSIONS:
         if stem not in dims:
@@ -118,23 +89,9 @@ def resolve_dataset(
 ) -> list[Row]:
     ctx: RequestContext = info.context
     knobs = ctx.knobs
-    if not 0 < int(limit) <= knobs.max_page_size:
-        raise cf_error(
-            f"limit must be positive number and not greater than {knobs.max_page_size}", "bad_request"
-        )
     now = ctx.now.timestamp()
-    lo, hi = time_bounds(filter)
-    lo = now - knobs.not_older_than if lo is None else lo
-    hi = now if hi is None else hi
-    if knobs.enforce_limits:
-        if lo < now - knobs.not_older_than:
-            raise cf_error(f"cannot request data older than {knobs.not_older_than}s", "bad_request")
-        if hi - lo > knobs.max_duration:
-            raise cf_error(
-                f"query time range is too large. Time range can't be wider than {knobs.max_duration}s",
-                "bad_request",
-            )
-    dims = selected_dimensions(info)
+    lo, hi = query_range(ctx, filter, limit)
+    dims = selected_dimensions(info, DIMENSIONS)
     keyers = [DIMENSIONS[d].key for d in dims]
     start, end, rest = split_range(filter)
     accept = compile_filter(account, rest) if rest else None
@@ -153,33 +110,7 @@ def resolve_dataset(
         )
         for key, seen in sorted(groups.items())  # default order: ascending by the selected dimensions
     ]
-    for spec in reversed(orderBy or []):
-        stem, _, direction = spec.rpartition("_")
-        rows.sort(key=_order_key(stem, dims), reverse=direction == "DESC")
-    rows = rows[: int(limit)]
-    if not ctx.fast_rows:
-        return rows
-    layout = plan(info.field_nodes, info.fragments, info.variable_values.coerced)
-    ctx.pages.append((info.path.as_list(), render(rows, layout, _ROW_TYPE)))
-    return []  # graphql-core completes an empty list; finish() splices the page in
-
-
-def _settings(knobs: Knobs, schema: GraphQLSchema) -> dict[str, Any]:
-    row = schema.get_type(_ROW_TYPE)
-    assert isinstance(row, GraphQLObjectType)
-    available = []
-    for group in row.fields:
-        sub = schema.get_type(f"{_ROW_TYPE}{group[0].upper()}{group[1:]}")
-        assert isinstance(sub, GraphQLObjectType)
-        available += [f"{group}.{name}" for name in sub.fields]
-    return {
-        "enabled": True,
-        "availableFields": available,
-        "maxDuration": knobs.max_duration,
-        "maxNumberOfFields": knobs.max_number_of_fields,
-        "maxPageSize": knobs.max_page_size,
-        "notOlderThan": knobs.not_older_than,
-    }
+    return page(info, rows, orderBy, lambda stem: _order_key(stem, dims), limit, _ROW_TYPE)
 
 
 def resolve_accounts(
@@ -191,24 +122,6 @@ def resolve_accounts(
     if account is None or not ctx.credential.can_see(account.tag):
         raise cf_error("not authorized for that account", "authz")
     return [account]
-
-
-def resolve_zones(
-    _viewer: object,
-    info: GraphQLResolveInfo[RequestContext],
-    filter: dict[str, Any] | None = None,
-    limit: int | None = None,
-) -> list[dict[str, str]]:
-    ctx: RequestContext = info.context
-    spec = filter or {}
-    tags = sorted(z for a in ctx.traffic.accounts if ctx.credential.can_see(a.tag) for z in a.zones)
-    if spec.get("zoneTag") is not None:
-        tags = [t for t in tags if t == spec["zoneTag"]]
-    if spec.get("zoneTag_gt") is not None:
-        tags = [t for t in tags if t > spec["zoneTag_gt"]]
-    if spec.get("zoneTag_in") is not None:
-        tags = [t for t in tags if t in set(spec["zoneTag_in"])]
-    return [{"zoneTag": t} for t in tags[: int(limit) if limit else None]]
 
 
 def load_schema() -> GraphQLSchema:
@@ -224,6 +137,27 @@ def load_schema() -> GraphQLSchema:
     fields("viewer")["zones"].resolve = resolve_zones
     account = fields("account")
     account["accountTag"].resolve = lambda a, _info: a.tag
-    account["settings"].resolve = lambda _a, info: {DATASET: _settings(info.context.knobs, info.schema)}
+    account["settings"].resolve = _account_settings
     account[DATASET].resolve = resolve_dataset
+    zone = fields("zone")
+    zone["zoneTag"].resolve = lambda z, _info: z.zone.tag
+    zone["settings"].resolve = _zone_settings
+    for name, spec in SPECS.items():
+        (zone if spec.scope == "zone" else account)[name].resolve = resolve_group_dataset(spec)
     return schema
+
+
+def _account_settings(_account: Account, info: GraphQLResolveInfo[RequestContext]) -> dict[str, Any]:
+    knobs = info.context.knobs
+    out = {DATASET: dataset_settings(knobs, info.schema, _ROW_TYPE)}
+    for name in ACCOUNT_DATASETS:
+        out[name] = dataset_settings(knobs, info.schema, SPECS[name].row_type)
+    return out
+
+
+def _zone_settings(view: ZoneView, info: GraphQLResolveInfo[RequestContext]) -> dict[str, Any]:
+    knobs = info.context.knobs
+    return {
+        name: dataset_settings(knobs, info.schema, SPECS[name].row_type, name not in view.zone.disabled)
+        for name in ZONE_DATASETS
+    }

@@ -79,6 +79,9 @@ def render(rows: Sequence[RowLike], layout: Plan, type_name: str) -> list[dict[s
                 item[key] = type_name
                 continue
             source = getattr(row, name)
+            if not leaves:  # a scalar aggregate such as `count`
+                item[key] = source
+                continue
             sub_type = type_name + name[0].upper() + name[1:]
             item[key] = {k: sub_type if leaf == "__typename" else source[leaf] for k, leaf in leaves}
         out.append(item)

@@ -9,7 +9,7 @@ import socket
 import struct
 import threading
 from collections import deque
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import TracebackType
@@ -34,9 +34,11 @@ from graphql import (
 
 from otelbridge.clock import Clock
 from otelbridge.simulator.auth import DEFAULT_CREDENTIALS, AuthFailure, Credential, authenticate
+from otelbridge.simulator.datasets import SPECS
+from otelbridge.simulator.execution import RequestContext
 from otelbridge.simulator.knobs import FAULT_KINDS, FaultKind, Knobs
-from otelbridge.simulator.resolvers import DATASET, RequestContext, load_schema
-from otelbridge.simulator.rest import accounts_page
+from otelbridge.simulator.resolvers import DATASET, load_schema
+from otelbridge.simulator.rest import accounts_page, zones_page
 from otelbridge.simulator.traffic import Traffic
 
 BUDGET_MESSAGE = "rate limiter budget depleted, try again after 5 minutes"
@@ -48,10 +50,14 @@ _EDGE_HTML = (
 )
 
 
+# a REST listing: (traffic, credential, query string) -> Cloudflare's envelope
+Listing = Callable[[Traffic, Credential, Mapping[str, str]], dict[str, Any]]
+
+
 @dataclass(frozen=True)
 class QueryLogEntry:
     time: datetime  # simulator clock
-    endpoint: str  # "graphql" or "accounts"
+    endpoint: str  # "graphql", "accounts" or "zones"
     credential: str | None  # Credential.id, never the secret
     account_tags: tuple[str, ...]
     datasets: tuple[str, ...]  # response keys (aliases) of the dataset fields queried
@@ -108,7 +114,7 @@ def _scan(
     tags: list[str] = []
     datasets: list[str] = []
 
-    def walk(selection_set: SelectionSetNode | None, under_accounts: bool) -> None:
+    def walk(selection_set: SelectionSetNode | None, under_scope: bool) -> None:
         for sel in selection_set.selections if selection_set else ():
             if isinstance(sel, FieldNode):
                 name = sel.name.value
@@ -117,13 +123,13 @@ def _scan(
                         value = value_from_ast_untyped(arg.value, variables)
                         if arg.name.value == "filter" and isinstance(value, dict) and "accountTag" in value:
                             tags.append(str(value["accountTag"]))
-                elif under_accounts and name == DATASET:
+                elif under_scope and (name == DATASET or name in SPECS):
                     datasets.append(sel.alias.value if sel.alias else name)
-                walk(sel.selection_set, name == "accounts")
+                walk(sel.selection_set, name in ("accounts", "zones"))
             elif isinstance(sel, InlineFragmentNode):
-                walk(sel.selection_set, under_accounts)
+                walk(sel.selection_set, under_scope)
             elif isinstance(sel, FragmentSpreadNode) and sel.name.value in fragments:
-                walk(fragments[sel.name.value].selection_set, under_accounts)
+                walk(fragments[sel.name.value].selection_set, under_scope)
 
     for d in document.definitions:
         if isinstance(d, OperationDefinitionNode) and (
@@ -155,7 +161,8 @@ class Simulator:
         self.schema = load_schema()
         self.app = web.Application()
         self.app.router.add_post("/client/v4/graphql", self._graphql)
-        self.app.router.add_get("/client/v4/accounts", self._accounts)
+        self.app.router.add_get("/client/v4/accounts", self._listing("accounts", accounts_page))
+        self.app.router.add_get("/client/v4/zones", self._listing("zones", zones_page))
         self._forced: deque[tuple[FaultKind, str]] = deque()
         self._rng = random.Random(self.knobs.fault_seed)
         self._budget: dict[str, deque[float]] = {}
@@ -196,7 +203,9 @@ class Simulator:
     # --- test controls ------------------------------------------------------------------
 
     def fail_next(self, kind: FaultKind, count: int = 1, endpoint: str = "graphql") -> None:
-        """Make the next `count` requests to `endpoint` ("graphql", "accounts" or "any") fail with `kind`."""
+        """Make the next `count` requests to `endpoint` fail with `kind`.
+
+        `endpoint`: "graphql", "accounts", "zones" or "any"."""
         if kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault {kind!r}; one of {FAULT_KINDS}")
         self._forced.extend([(kind, endpoint)] * count)
@@ -303,12 +312,19 @@ class Simulator:
             return who
         return req, fault, who
 
-    async def _accounts(self, request: web.Request) -> web.StreamResponse:
-        admitted = await self._admit(request, "accounts")
-        if isinstance(admitted, web.Response):
-            return admitted
-        req, fault, who = admitted
-        return self._respond(req, accounts_page(self.traffic, who, request.query), 200, "ok", fault)
+    def _listing(
+        self, endpoint: str, page: Listing
+    ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        """A REST listing endpoint (`/accounts`, `/zones`) in Cloudflare's paged envelope."""
+
+        async def handle(request: web.Request) -> web.StreamResponse:
+            admitted = await self._admit(request, endpoint)
+            if isinstance(admitted, web.Response):
+                return admitted
+            req, fault, who = admitted
+            return self._respond(req, page(self.traffic, who, request.query), 200, "ok", fault)
+
+        return handle
 
     def _over_budget(self, credential: Credential, now: float) -> bool:
         k = self.knobs

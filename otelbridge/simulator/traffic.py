@@ -20,8 +20,10 @@ from typing import Literal
 
 from otelbridge.clock import Clock, SystemClock
 from otelbridge.simulator import events as ev
+from otelbridge.simulator.analytics import Analytics, arrived
 from otelbridge.simulator.events import Event, Number, Seen
 from otelbridge.simulator.knobs import Knobs
+from otelbridge.simulator.world import Resources, default_resources, scaled_resources
 
 Profile = Literal["busy", "idle", "erroring", "bursty"]
 
@@ -79,9 +81,18 @@ def minute_of(when: datetime) -> int:
 class Traffic:
     """A deterministic world of accounts, scripts and their invocation events."""
 
-    def __init__(self, seed: int, accounts: list[Account], *, cache_blocks: int = 20000) -> None:
+    def __init__(
+        self,
+        seed: int,
+        accounts: list[Account],
+        *,
+        cache_blocks: int = 20000,
+        resources: dict[str, Resources] | None = None,
+    ) -> None:
         self.seed = seed
         self.accounts = accounts
+        # zones, buckets, databases, namespaces and the records of their datasets
+        self.analytics = Analytics(self, resources or {a.tag: Resources() for a in accounts})
         self.knobs = Knobs()  # replaced by the simulator's knobs when it is attached
         self.clock: Clock = SystemClock()
         self._by_tag = {a.tag: i for i, a in enumerate(accounts)}
@@ -126,16 +137,15 @@ class Traffic:
                 ],
             ),
         ]
+        resources = {
+            _hex(seed, "account", i): default_resources(seed, i, tuple(s.name for s in scripts))
+            for i, (_, scripts) in enumerate(specs)
+        }
         accounts = [
-            Account(
-                _hex(seed, "account", i),
-                name,
-                tuple(scripts),
-                (_hex(seed, "zone", i, 0), _hex(seed, "zone", i, 1)),
-            )
-            for i, (name, scripts) in enumerate(specs)
+            Account(tag, name, tuple(scripts), tuple(z.tag for z in res.zones))
+            for (tag, res), (name, scripts) in zip(resources.items(), specs, strict=True)
         ]
-        return cls(seed, accounts)
+        return cls(seed, accounts, resources=resources)
 
     @classmethod
     def scaled(cls, seed: int, accounts: int = 10, scripts_per_account: int = 100) -> Traffic:
@@ -143,6 +153,7 @@ class Traffic:
         cycle: tuple[Profile, ...] = ("busy", "idle", "busy", "erroring", "idle", "bursty", "idle", "busy")
         rng = random.Random(seed)
         built = []
+        resources = {}
         for a in range(accounts):
             scripts = []
             for s in range(scripts_per_account):
@@ -152,9 +163,10 @@ class Traffic:
                 scripts.append(
                     Script(name, _hex(seed, "script", a, name), profile, rate * (0.5 + rng.random()))
                 )
-            zones = tuple(_hex(seed, "zone", a, z) for z in range(2))
+            res = resources[_hex(seed, "account", a)] = scaled_resources(seed, a)
+            zones = tuple(z.tag for z in res.zones)
             built.append(Account(_hex(seed, "account", a), f"Account {a:03d}", tuple(scripts), zones))
-        return cls(seed, built)
+        return cls(seed, built, resources=resources)
 
     def account(self, tag: str) -> Account | None:
         i = self._by_tag.get(tag)
@@ -249,17 +261,15 @@ class Traffic:
         A minute has data only once it has ended; with an ingestion delay its events arrive over
         the following `ingestion_delay` seconds. Under sampling an event counts with its sampled weight.
         """
-        delay, sampling = self.knobs.ingestion_delay, self.knobs.sampling
-        last = min(end_minute, math.floor(as_of_s / 60))
-        for minute in range(first_minute, last):
-            events = self.block(account_tag, minute)
-            end = (minute + 1) * 60
-            if end + delay > as_of_s:  # still arriving: keep what has arrived
-                events = [e for e in events if end + e.lag * delay <= as_of_s]
-            if sampling:
-                yield from ((e.sampled_weight, e.interval, e) for e in events if e.sampled_weight)
-            else:
-                yield from ((e.weight, 1, e) for e in events)
+        knobs = self.knobs
+        return arrived(
+            lambda m: self.block(account_tag, m),
+            first_minute,
+            end_minute,
+            as_of_s,
+            knobs.ingestion_delay,
+            knobs.sampling,
+        )
 
     # --- ground truth -------------------------------------------------------------------
 

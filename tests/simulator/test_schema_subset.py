@@ -17,6 +17,8 @@ from graphql import (
     build_schema,
 )
 
+from otelbridge.simulator.datasets import SPECS
+from otelbridge.simulator.filters import TIME_DIMENSIONS
 from otelbridge.simulator.resolvers import SCHEMA_PATH
 from tests.require import missing
 
@@ -85,3 +87,50 @@ def test_dataset_is_complete() -> None:
         assert isinstance(ours, GraphQLObjectType | GraphQLInputObjectType)
         assert isinstance(full, GraphQLObjectType | GraphQLInputObjectType)
         assert set(ours.fields) == set(full.fields), name
+
+
+def object_type(schema: GraphQLSchema, name: str) -> GraphQLObjectType:
+    t = schema.type_map[name]
+    assert isinstance(t, GraphQLObjectType), name
+    return t
+
+
+def input_type(schema: GraphQLSchema, name: str) -> GraphQLInputObjectType:
+    t = schema.type_map[name]
+    assert isinstance(t, GraphQLInputObjectType), name
+    return t
+
+
+@pytest.mark.skipif(
+    not FULL_SCHEMA.exists(), reason=f"Cloudflare's published schema not found at {FULL_SCHEMA}"
+)
+@pytest.mark.parametrize("dataset", sorted(SPECS))
+def test_simulated_dataset_matches_its_subset_and_published_node(dataset: str) -> None:
+    """The subset declares exactly the dimensions and aggregates the simulator serves; every
+    dimension has all its published filter keys; the time dimensions are the published ones."""
+    spec = SPECS[dataset]
+    mine, theirs = build_schema(SCHEMA_PATH.read_text(encoding="utf-8")), full_schema()
+    parent = "zone" if spec.scope == "zone" else "account"
+    node, published = object_type(mine, parent).fields[dataset], object_type(theirs, parent).fields[dataset]
+    assert str(node.type) == str(published.type) == f"[{spec.row_type}!]!"
+    dims = object_type(mine, f"{spec.row_type}Dimensions")
+    assert set(dims.fields) == {*spec.dimensions, *spec.time_dimensions}
+    published_dims = object_type(theirs, f"{spec.row_type}Dimensions").fields
+    assert set(published_dims) & set(TIME_DIMENSIONS) == set(spec.time_dimensions)
+    ours_filter = input_type(mine, f"{spec.row_type}Filter_InputObject").fields
+    their_filter = input_type(theirs, f"{spec.row_type}Filter_InputObject").fields
+    for dim in dims.fields:
+        keys = {k for k in their_filter if k.split("_")[0] == dim}
+        assert keys and keys <= set(ours_filter), (dim, keys - set(ours_filter))
+    row = object_type(mine, spec.row_type).fields
+    assert ("count" in row) == spec.count
+    groups = {
+        "sum": {name for name, _ in spec.sums},
+        "max": set(spec.maxes),
+        "avg": {*spec.averages, *(["sampleInterval"] if spec.sample_interval else [])},
+    }
+    for group, leaves in groups.items():
+        declared = set(object_type(mine, f"{spec.row_type}{group.title()}").fields) if group in row else set()
+        assert declared == leaves, (group, declared, leaves)
+    settings = object_type(mine, "ZoneSettings" if spec.scope == "zone" else "AccountSettings")
+    assert str(settings.fields[dataset].type) == "Settings!"
