@@ -11,6 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from otelbridge.catalogue import Catalogue
 from otelbridge.docs import prometheus_name
 from otelbridge.simulator import Traffic
+from tests.datasets import workers
 
 SeriesValues = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 WORKER_LABELS = ("cloud_account_id", "faas_name", "cloudflare_workers_status", "quantile")
@@ -32,9 +33,10 @@ def parse_prometheus(text: str, prefix: str = "cloudflare_workers_") -> SeriesVa
 
 def sdk_values(reader: InMemoryMetricReader, catalogue: Catalogue) -> SeriesValues:
     """The same view from an SDK reader, named as the Prometheus exporter names them."""
-    kinds = {c.name: (c.unit, True) for c in catalogue.counters}
-    kinds.update({g.name: (g.unit, False) for g in catalogue.quantile_gauges})
-    kinds.update({a.name: (a.unit, False) for a in catalogue.average_gauges})
+    dataset = workers(catalogue)
+    kinds = {c.name: (c.unit, True) for c in dataset.counters}
+    kinds.update({g.name: (g.unit, False) for g in dataset.quantile_gauges})
+    kinds.update({a.name: (a.unit, False) for a in dataset.average_gauges})
     out: SeriesValues = {}
     data = reader.get_metrics_data()
     assert data is not None
@@ -71,7 +73,7 @@ def expected_counters(
                     }.items()
                 )
             )
-            for c in catalogue.counters:
+            for c in workers(catalogue).counters:
                 value = sums[c.field]
                 out[(prometheus_name(c.name, c.unit, True), labels)] = (
                     value / c.divisor if c.divisor != 1 else value
@@ -94,9 +96,10 @@ def expected_quantiles(
         values = traffic.quantiles(account, script, start, end, as_of=as_of)
         if not values:
             continue
-        for g in catalogue.quantile_gauges:
+        dataset = workers(catalogue)
+        for g in dataset.quantile_gauges:
             for q in quantiles:
-                raw = values[catalogue.quantile_field(g, q)]
+                raw = values[dataset.quantile_field(g, q)]
                 labels = tuple(
                     sorted({"cloud_account_id": account, "faas_name": script, "quantile": q}.items())
                 )

@@ -13,6 +13,8 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from tests.datasets import GAUGES
+
 Rewrite = Callable[[Any], Any]
 
 
@@ -22,7 +24,7 @@ def workers_node(body: Any) -> dict[str, Any] | None:
         node = body["data"]["viewer"]["accounts"][0]
     except (KeyError, IndexError, TypeError):
         return None
-    return node if isinstance(node, dict) and "quantiles" in node else None
+    return node if isinstance(node, dict) and GAUGES in node else None
 
 
 class TamperProxy:
