@@ -36,6 +36,7 @@ class Dimension:
     optional: bool = False  # a counter may leave it out (summed over it)
     default: bool = True  # False: off unless configured per metric (cardinality), even with `full`
     values: int | None = None  # how many values it takes, when known (the docs' cost table)
+    type: Literal["string", "integer"] = "string"  # the schema's; integers become decimal strings
 
 
 @dataclass(frozen=True)
@@ -362,7 +363,10 @@ def _average(r: _Reader) -> AverageGauge:
 
 
 def _dimension(r: _Reader) -> Dimension:
-    r.check_keys({"attribute", "field", "description", "optional", "default", "values"})
+    r.check_keys({"attribute", "field", "description", "optional", "default", "values", "type"})
+    kind = r.get("type", str, "string")
+    if kind not in ("string", "integer"):
+        raise r.error("type", f"expected string or integer, got {kind!r}")
     return Dimension(
         attribute=r.get("attribute", str),
         field=r.get("field", str),
@@ -370,6 +374,7 @@ def _dimension(r: _Reader) -> Dimension:
         optional=r.get("optional", bool, False),
         default=r.get("default", bool, True),
         values=r.get("values", int, None),
+        type="integer" if kind == "integer" else "string",
     )
 
 
@@ -398,6 +403,8 @@ def parse_dataset(text: str, file: str = "<catalogue>") -> Dataset:
     # Rows are ordered by the key, so a full page continues from its last page key value.
     if counter_key[:1] != (page_key,) or gauge_key[:1] not in ((), (page_key,)):
         raise r.error("page_key", f"{page_key!r} must be the first of counter_key and gauge_key")
+    if next(d for d in dimensions if d.attribute == page_key).type != "string":
+        raise r.error("page_key", f"{page_key!r} must be a string dimension (pages continue by name)")
     optional = tuple(d.attribute for d in dimensions if d.optional and d.attribute in counter_key)
     defaults = tuple(a for a in optional if next(d for d in dimensions if d.attribute == a).default)
     quantiles = r.get("quantiles", dict, {})

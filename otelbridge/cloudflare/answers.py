@@ -37,15 +37,26 @@ def _number(value: Any, where: str, integer: bool) -> float:
     return value
 
 
-def _key(row: Mapping[str, Any], fields: tuple[str, ...], where: str) -> SeriesKey:
+def _key(
+    row: Mapping[str, Any], fields: tuple[str, ...], where: str, integers: frozenset[str] = frozenset()
+) -> SeriesKey:
+    """The row's dimension values as strings; fields in `integers` are integers in the schema."""
     dims = row.get("dimensions")
     out = []
     for name in fields:
         value = dims.get(name) if isinstance(dims, Mapping) else None
+        if name in integers:
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise MalformedResponse(f"{where}: missing integer dimension {name}")
+            value = str(value)
         if not isinstance(value, str):
             raise MalformedResponse(f"{where}: missing dimension {name}")
         out.append(value)
     return tuple(out)
+
+
+def _integers(dataset: Dataset) -> frozenset[str]:
+    return frozenset(d.field for d in dataset.dimensions if d.type == "integer")
 
 
 def _rows(answer: Any, alias: str) -> Sequence[Mapping[str, Any]]:
@@ -64,9 +75,10 @@ def _part(row: Mapping[str, Any], name: str, where: str) -> Mapping[str, Any]:
 def sum_rows(answer: Any, alias: str, dataset: Dataset, fields: tuple[str, ...]) -> SumRows:
     """Rows keyed by the counter key (`fields`: its GraphQL dimensions)."""
     out: SumRows = {}
+    integers = _integers(dataset)
     for i, row in enumerate(_rows(answer, alias)):
         where = f"{alias}[{i}]"
-        key = _key(row, fields, where)
+        key = _key(row, fields, where, integers)
         if key in out:
             raise MalformedResponse(f"{where}: duplicate group {key}")
         vector = []
@@ -86,9 +98,10 @@ def quantile_rows(
 ) -> dict[SeriesKey, QuantileRow]:
     """Rows keyed by the gauge key (`fields`: its GraphQL dimensions)."""
     out: dict[SeriesKey, QuantileRow] = {}
+    integers = _integers(dataset)
     for i, row in enumerate(_rows(answer, alias)):
         where = f"{alias}[{i}]"
-        key = _key(row, fields, where)
+        key = _key(row, fields, where, integers)
         if key in out:
             raise MalformedResponse(f"{where}: duplicate group {key}")
         q = row.get("quantiles") if dataset.quantile_gauges else {}
@@ -113,9 +126,10 @@ def level_rows(answer: Any, alias: str, dataset: Dataset, fields: tuple[str, ...
     """The newest row of each gauge-key group (rows come newest first within a group)."""
     out: LevelRows = {}
     newest: dict[SeriesKey, str] = {}
+    integers = _integers(dataset)
     for i, row in enumerate(_rows(answer, alias)):
         where = f"{alias}[{i}]"
-        key = _key(row, fields, where)
+        key = _key(row, fields, where, integers)
         (when,) = _key(row, (dataset.time_filter,), where)
         if key in newest and when <= newest[key]:
             if when == newest[key]:

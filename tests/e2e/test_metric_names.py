@@ -54,10 +54,10 @@ def bridge_exporting_nowhere(
 
 
 def catalogue_names(bridge: Bridge) -> set[str]:
-    c = bridge.catalogue
+    c = workers(bridge.catalogue)
     names = {prometheus_name(m.name, m.unit, True) for m in c.counters}
     names |= {prometheus_name(m.name, m.unit, False) for m in (*c.quantile_gauges, *c.average_gauges)}
-    names |= {prometheus_name(m.name, m.unit, m.kind == "counter") for m in c.self_metrics}
+    names |= {prometheus_name(m.name, m.unit, m.kind == "counter") for m in bridge.catalogue.self_metrics}
     return names
 
 

@@ -49,3 +49,12 @@ def test_microsecond_fields_become_seconds_and_gb_seconds_stay() -> None:
     assert by_field["duration"].api_unit == "GBy.s"
     gauges = {g.field: g for g in catalogue.quantile_gauges}
     assert gauges["duration"].divisor == 1 and gauges["cpuTime"].divisor == 1_000_000
+
+
+def test_dimension_types_and_the_time_filter_agree_with_the_schema() -> None:
+    catalogue = workers()
+    dimensions = _fields("AccountWorkersInvocationsAdaptiveDimensions")
+    for d in catalogue.dimensions:
+        integer = dimensions[d.field].startswith(("uint", "int"))
+        assert d.type == ("integer" if integer else "string"), d.field
+    assert catalogue.time_filter in dimensions

@@ -14,7 +14,7 @@ from graphql import print_ast
 from otelbridge import snapshot
 from otelbridge.catalogue import CatalogueError, combine, load, parse_dataset
 from otelbridge.cloudflare import queries
-from otelbridge.cloudflare.answers import level_rows
+from otelbridge.cloudflare.answers import level_rows, sum_rows
 from otelbridge.cloudflare.errors import MalformedResponse
 from otelbridge.ledger import Ledger
 from tests.datasets import workers
@@ -103,6 +103,25 @@ def test_a_metric_name_is_defined_once_across_files() -> None:
 
 
 T0 = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
+
+
+def test_integer_dimensions_become_decimal_strings_and_nothing_else_passes() -> None:
+    by_code = MINIMAL.replace(
+        "counter_key: [cloudflare.r2.bucket]",
+        "  - {attribute: http.response.status_code, field: edgeResponseStatus, type: integer, optional: true,"
+        " description: the status}\ncounter_key: [cloudflare.r2.bucket, http.response.status_code]",
+    )
+    dataset = parse_dataset(by_code, FILE)
+    fields = queries.key_fields(dataset, queries.Shape.SUMS)
+    assert fields == ("bucketName", "edgeResponseStatus")
+    row = {"dimensions": {"bucketName": "b", "edgeResponseStatus": 404}, "count": 3}
+    assert sum_rows([row], "x", dataset, fields) == {("b", "404"): (3,)}
+    for wrong in ("404", True, None):
+        spoiled = {**row, "dimensions": {"bucketName": "b", "edgeResponseStatus": wrong}}
+        with pytest.raises(MalformedResponse, match="integer dimension edgeResponseStatus"):
+            sum_rows([spoiled], "x", dataset, fields)
+    with pytest.raises(MalformedResponse, match="dimension bucketName"):
+        sum_rows([{**row, "dimensions": {"bucketName": 7, "edgeResponseStatus": 404}}], "x", dataset, fields)
 
 
 def test_level_gauges_are_queried_by_time_and_export_the_newest_value_unsummed() -> None:
