@@ -111,15 +111,15 @@ class AccountPoller:
 
     async def _cycle(self, state: AccountState, now: datetime) -> bool:
         if state.limits is None:
-            names = tuple(d.dataset for d in self._datasets)
-            state.limits = await self._call(
+            read = await self._call(
                 state.budget, lambda: self._client.settings(state.account, self._datasets)
             )
-            off = [name for name, limits in state.limits.items() if not limits.enabled]
+            off = [name for name, limits in read.items() if not limits.enabled]
+            if len(off) == len(read):  # nothing to poll: the settings are read again next time
+                raise errors.NotAuthorized(f"{', '.join(off)}: not enabled for this account")
             if off:
                 log.warning("account %s: %s not enabled; not polled", state.account, ", ".join(off))
-            if len(off) == len(names):
-                raise errors.NotAuthorized(f"{', '.join(off)}: not enabled for this account")
+            state.limits = read
         all_limits = state.limits
         datasets = tuple(d for d in self._datasets if all_limits[d.dataset].enabled)
         plans = {}

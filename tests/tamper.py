@@ -27,10 +27,20 @@ def workers_node(body: Any) -> dict[str, Any] | None:
     return node if isinstance(node, dict) and GAUGES in node else None
 
 
+def settings_node(body: Any) -> dict[str, Any] | None:
+    """The `settings` of a settings answer's account node, if this is one."""
+    try:
+        node = body["data"]["viewer"]["accounts"][0]["settings"]
+    except (KeyError, IndexError, TypeError):
+        return None
+    return node if isinstance(node, dict) else None
+
+
 class TamperProxy:
     def __init__(self, upstream: str) -> None:
         self.upstream = upstream.rstrip("/")
         self.rewrite: Rewrite | None = None  # applied to Workers answers only
+        self.rewrite_settings: Rewrite | None = None  # applied to settings answers only
         self.raw_text: str | None = None  # sent instead of the re-encoded JSON (e.g. with NaN)
         self.headers_seen: list[dict[str, str]] = []  # request headers, for tests of what was sent
         self._runner: web.AppRunner | None = None
@@ -65,12 +75,14 @@ class TamperProxy:
         ):
             text = await upstream.text()
             status = upstream.status
-        if self.rewrite is not None:
+        if self.rewrite is not None or self.rewrite_settings is not None:
             try:
                 body = json.loads(text)
             except ValueError:
                 body = None
-            if workers_node(body) is not None:
+            if self.rewrite is not None and workers_node(body) is not None:
                 rewritten = self.rewrite(body)
                 text = self.raw_text if self.raw_text is not None else json.dumps(rewritten)
+            if self.rewrite_settings is not None and settings_node(body) is not None:
+                text = json.dumps(self.rewrite_settings(body))
         return web.Response(text=text, status=status, content_type="application/json")

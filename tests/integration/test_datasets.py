@@ -16,6 +16,7 @@ from otelbridge.simulator import Simulator
 from otelbridge.windows import floor_minute
 from tests.datasets import OPEN, WORKERS, workers
 from tests.metrics_text import expected_counters, parse_prometheus
+from tests.tamper import TamperProxy, settings_node
 
 # Requests per script: the Workers node again, grouped by scriptName only, under its own aliases.
 TINY = """
@@ -107,3 +108,35 @@ async def test_a_state_file_of_the_one_dataset_format_resumes_exactly(
     want = expected_counters(sim.traffic, second.catalogue, second.accounts, start, end, as_of=clock.now())
     assert counters(second) == want
     assert json.loads(path.read_text())["format"] == 2
+
+
+async def test_an_account_with_no_dataset_enabled_is_down_and_asked_again(
+    sim: Simulator, clock: ManualClock, make_config: Callable[..., Config], make_bridge: Callable[..., Bridge]
+) -> None:
+    def disabled(body: Any) -> Any:
+        node = settings_node(body)
+        assert node is not None
+        for limits in node.values():
+            limits["enabled"] = False
+        return body
+
+    proxy = TamperProxy(sim.base_url)
+    await proxy.start()
+    try:
+        proxy.rewrite_settings = disabled
+        bridge = make_bridge(make_config(api_url=proxy.base_url))
+        await bridge.start()
+        start = floor_minute(clock.now() - bridge.config.lookback)
+        await bridge.poll_once()
+        assert all("not enabled" in s.last_error and not s.up for s in bridge.accounts.values())
+        proxy.rewrite_settings = None
+        clock.advance(60)
+        await bridge.poll_once()  # the settings are read again, and counting starts
+        assert all(s.up for s in bridge.accounts.values())
+        end = next(iter(bridge.accounts.values())).ledgers[WORKERS].counted
+        want = expected_counters(
+            sim.traffic, bridge.catalogue, bridge.accounts, start, end, as_of=clock.now()
+        )
+        assert len(want) > 10 and counters(bridge) == want
+    finally:
+        await proxy.stop()
