@@ -426,7 +426,7 @@ def parse_dataset(text: str, file: str = "<catalogue>") -> Dataset:
         stability=r.get("stability", str, "development"),
         file=file,
         node=r.get("node", str, ""),
-    )  # fmt: skip
+    )
     unknown = set(dataset.default_quantiles) - set(dataset.available_quantiles)
     if unknown:
         raise r.error("default_quantiles", f"not offered by Cloudflare: {sorted(unknown)}")
