@@ -154,3 +154,45 @@ def test_level_gauges_are_queried_by_time_and_export_the_newest_value_unsummed()
         (("cloud.account.id", "acct"), ("cloudflare.r2.bucket", "c")): 9,
     }
     assert snap.series == 2
+
+
+def test_counters_are_summed_over_exactly_the_optional_attributes_they_leave_out() -> None:
+    text = """
+dataset: threeKeys
+scope: zone
+time_filter: datetimeMinute
+dimensions:
+  - {attribute: host, field: clientRequestHTTPHost, description: the host}
+  - {attribute: method, field: clientRequestHTTPMethodName, description: the method, optional: true}
+  - {attribute: country, field: clientCountryName, description: the country, optional: true, default: false}
+counter_key: [host, method, country]
+page_key: host
+counters:
+  - {name: t.all, source: count, unit: "1", description: All keys.}
+  - {name: t.by_country, source: sum.edgeResponseBytes, type: integer, unit: By, description: By country,
+     attributes: [country]}
+"""
+    dataset = parse_dataset(text, "threeKeys.yaml")
+    assert [c.attributes for c in dataset.counters] == [("method",), ("country",)]
+    # `full` turns on every optional attribute but those that are off by default.
+    assert [c.attributes for c in dataset.select("full").counters] == [("method",), ("method",)]
+    ledger = Ledger.starting_at(dataset.fields, T0)
+    ledger.totals.update(
+        {("h", "GET", "DE"): (1, 10), ("h", "PUT", "DE"): (2, 20), ("h", "GET", "FR"): (4, 40)}
+    )
+    ledgers = {"zone": {dataset.dataset: ledger}}
+    snap = snapshot.build(combine((dataset,), ()), (), ledgers, {}, snapshot.Health(), T0, 10)
+
+    def values(name: str) -> dict[tuple[tuple[str, str], ...], float]:
+        return {tuple(sorted(o.attributes.items())): o.value for o in snap.observe(name)}
+
+    zone = ("cloudflare.zone.id", "zone")
+    assert values("t.all") == {
+        (zone, ("host", "h"), ("method", "GET")): 5,
+        (zone, ("host", "h"), ("method", "PUT")): 2,
+    }
+    assert values("t.by_country") == {
+        (zone, ("country", "DE"), ("host", "h")): 30,
+        (zone, ("country", "FR"), ("host", "h")): 40,
+    }
+    assert snap.series == 4
