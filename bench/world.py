@@ -344,11 +344,12 @@ class RawCollector(Collector):
     def __init__(self, bridge: Bridge) -> None:
         self._bridge = bridge
         catalogue: Catalogue = bridge.catalogue
-        self._kinds = {c.name: (c.unit, c.description, True) for c in catalogue.counters}
-        for g in catalogue.quantile_gauges:
-            self._kinds[g.name] = (g.unit, g.description, False)
-        for a in catalogue.average_gauges:
-            self._kinds[a.name] = (a.unit, a.description, False)
+        self._kinds = {}
+        for d in catalogue.datasets:
+            for c in d.counters:
+                self._kinds[c.name] = (c.unit, c.description, True)
+            for g in (*d.quantile_gauges, *d.average_gauges, *d.level_gauges):
+                self._kinds[g.name] = (g.unit, g.description, False)
         for m in catalogue.self_metrics:
             self._kinds[m.name] = (m.unit, m.description, m.kind == "counter")
 

@@ -22,7 +22,16 @@ from grafana_foundation_sdk.builders import dashboard, prometheus, stat, timeser
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models.dashboard import DataSourceRef, VariableRefresh, VariableSort
 
-from otelbridge.catalogue import ACCOUNT, QUANTILE, AverageGauge, Catalogue, SelfMetric, SourcedMetric, load
+from otelbridge.catalogue import (
+    ACCOUNT,
+    QUANTILE,
+    AverageGauge,
+    Catalogue,
+    Dataset,
+    SelfMetric,
+    SourcedMetric,
+    load,
+)
 from otelbridge.docs import prometheus_name
 
 HERE = Path(__file__).resolve().parent
@@ -149,8 +158,8 @@ def new_dashboard(title: str, uid: str, description: str) -> dashboard.Dashboard
     )
 
 
-def family_dashboard(catalogue: Catalogue, family: Family) -> dashboard.Dashboard:
-    account, entity = label(ACCOUNT), label(family.entity)
+def family_dashboard(catalogue: Dataset, family: Family) -> dashboard.Dashboard:
+    account, entity = label(catalogue.scope_attribute), label(family.entity)
     sel = f'{account}=~"$account", {entity}=~"${family.variable}"'
     by = f"{account}, {entity}"
     legend = f"{{{{{entity}}}}} · {{{{{account}}}}}"
@@ -238,7 +247,8 @@ def family_dashboard(catalogue: Catalogue, family: Family) -> dashboard.Dashboar
                 query(rate(metric), legend),
             )
         board = board.with_panel(panel)
-    board = board.with_row(dashboard.Row("Per invocation (quantiles)"))
+    if catalogue.quantile_gauges:
+        board = board.with_row(dashboard.Row("Per invocation (quantiles)"))
     for g in catalogue.quantile_gauges:
         metric = prometheus_name(g.name, g.unit, False)
         board = board.with_panel(
@@ -251,17 +261,23 @@ def family_dashboard(catalogue: Catalogue, family: Family) -> dashboard.Dashboar
                 ),
             )
         )
-    board = board.with_row(dashboard.Row("Sampling"))
-    for a in catalogue.average_gauges:
-        metric = prometheus_name(a.name, a.unit, False)
-        board = board.with_panel(
-            series_panel(
-                title_of(a.name, prefix),
-                described(a),
-                value_unit(a.unit),
-                query(f"max by ({by}) ({metric}{{{sel}}})", legend),
+    rows: tuple[tuple[str, tuple[SourcedMetric | AverageGauge, ...]], ...] = (
+        ("Sampling", catalogue.average_gauges),
+        ("Levels", catalogue.level_gauges),
+    )
+    for row, gauges in rows:
+        if gauges:
+            board = board.with_row(dashboard.Row(row))
+        for m in gauges:
+            metric = prometheus_name(m.name, m.unit, False)
+            board = board.with_panel(
+                series_panel(
+                    title_of(m.name, prefix),
+                    described(m),
+                    value_unit(m.unit),
+                    query(f"max by ({by}) ({metric}{{{sel}}})", legend),
+                )
             )
-        )
     return board
 
 
@@ -305,8 +321,12 @@ def generate(catalogue: Catalogue | None = None) -> dict[str, str]:
     """File name under dashboards/ -> JSON text, for every dashboard."""
     catalogue = catalogue or load()
     out = {HEALTH_FILE: render(health_dashboard(catalogue))}
-    family = families()[catalogue.dataset]
-    out[family.file] = render(family_dashboard(catalogue, family))
+    known = families()
+    for dataset in catalogue.datasets:
+        if dataset.dataset not in known:
+            raise KeyError(f"{FAMILIES.name}: no entry for dataset {dataset.dataset}")
+        family = known[dataset.dataset]
+        out[family.file] = render(family_dashboard(dataset, family))
     return out
 
 

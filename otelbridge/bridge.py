@@ -14,7 +14,7 @@ import logging
 import random
 import time
 from collections import Counter
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricExportResult, MetricReader
@@ -27,7 +27,7 @@ from otelbridge.cloudflare.errors import CloudflareError
 from otelbridge.config import Config
 from otelbridge.exposition import MetricsPage
 from otelbridge.history import History
-from otelbridge.ledger import AccountLedger
+from otelbridge.ledger import Ledger
 from otelbridge.otlp import OtlpExporter
 from otelbridge.poller import AccountPoller, AccountState, RetryPolicy, Sleep
 from otelbridge.ratelimit import RateBudget
@@ -35,6 +35,11 @@ from otelbridge.state import StateStore
 from otelbridge.windows import MINUTE, floor_minute
 
 log = logging.getLogger(__name__)
+
+
+def _counted(state: AccountState) -> datetime:
+    """The account's watermark: the oldest of its datasets' (all of them are counted up to it)."""
+    return min(ledger.counted for ledger in state.ledgers.values())
 
 
 class Bridge:
@@ -53,7 +58,8 @@ class Bridge:
         self.clock = clock or SystemClock()
         self.catalogue = config.catalogue(catalogue)  # profile and per-metric choices applied
         self.quantiles = config.quantile_set
-        self.fields = tuple(c.field for c in self.catalogue.counters)
+        # Account-scope datasets are polled per account; zone-scope ones are not polled yet.
+        self.datasets = tuple(d for d in self.catalogue.enabled if d.scope == "account")
         self.outcomes: Counter[str] = Counter()
         self.outcomes_otlp: Counter[str] = Counter()  # OTLP exports by result: success, failure
         self.budget = RateBudget(config.rate_limit, self.clock)
@@ -64,10 +70,13 @@ class Bridge:
         self._retry = retry or RetryPolicy()
         self._client: CloudflareClient | None = None
         self._poller: AccountPoller | None = None
-        self._saved: dict[str, AccountLedger] = {}
+        self._saved: dict[str, dict[str, Ledger]] = {}
         self.discovery_error = ""
         self._jitter = random.Random()
-        self.history = History(self.fields)  # what the status page charts
+        # The status page charts requests and errors of the dataset that has them by script first.
+        charted = next((d for d in self.datasets if {"requests", "errors"} <= set(d.fields)), None)
+        self._charted = charted.dataset if charted is not None else None
+        self.history = History(charted.fields if charted is not None else ("requests", "errors"))
 
         limits = telemetry.cardinality_limits(config.max_series)
         # OTLP sends what the page render collected (see exposition): one SDK reader, two outputs.
@@ -102,7 +111,6 @@ class Bridge:
         self._client = CloudflareClient(
             self.config.api_url,
             self.config.credentials,
-            self.catalogue,
             self.quantiles,
             timeout=self.config.request_timeout.total_seconds(),
             account_based_rate_limit=self.config.account_based_rate_limit,
@@ -110,13 +118,15 @@ class Bridge:
         await self._client.__aenter__()
         self._poller = AccountPoller(
             self._client,
+            self.datasets,
             self._timing,
             self.config.poll_interval,
             self.outcomes,
             self._retry,
             self._sleep,
         )
-        self._saved = self.store.load(self.fields) if self.store else {}
+        shapes = {d.dataset: (d.fields, len(d.counter_key)) for d in self.datasets}
+        self._saved = self.store.load(shapes) if self.store else {}
         if self.config.accounts:
             self._add_accounts(self.config.accounts)
         else:
@@ -126,24 +136,34 @@ class Bridge:
     def _add_accounts(self, tags: tuple[str, ...]) -> None:
         start = floor_minute(self.clock.now() - self.config.lookback)
         for tag in tags:
-            ledger = self._saved.get(tag) or AccountLedger.starting_at(self.fields, start)
-            assert self._client is not None
-            ledger.count_exactly(self._client.float_fields)
-            ledger.idle_ttl = self.config.idle_series_ttl or None
-            if tag not in self._saved:
-                log.info(
-                    "account %s: counting from %s (lookback %s)", tag, start.isoformat(), self.config.lookback
-                )
-            else:
-                log.info(
-                    "account %s: resuming from saved state, counted up to %s", tag, ledger.counted.isoformat()
-                )
+            saved = self._saved.get(tag, {})
+            ledgers = {}
+            for d in self.datasets:
+                ledger = saved.get(d.dataset) or Ledger.starting_at(d.fields, start)
+                ledger.count_exactly(d.float_fields)
+                ledger.idle_ttl = self.config.idle_series_ttl or None
+                ledgers[d.dataset] = ledger
+                if d.dataset not in saved:
+                    log.info(
+                        "account %s: counting from %s (%s, lookback %s)",
+                        tag,
+                        start.isoformat(),
+                        d.dataset,
+                        self.config.lookback,
+                    )
+                else:
+                    log.info(
+                        "account %s: resuming from saved state, counted up to %s (%s)",
+                        tag,
+                        ledger.counted.isoformat(),
+                        d.dataset,
+                    )
             budget = (
                 RateBudget(self.config.rate_limit, self.clock)
                 if self.config.account_based_rate_limit
                 else None
             )
-            self.accounts[tag] = AccountState(tag, ledger, budget or self.budget)
+            self.accounts[tag] = AccountState(tag, ledgers, budget or self.budget)
 
     async def _discover(self) -> None:
         """List the credential's accounts over REST; on failure, try again next cycle."""
@@ -178,20 +198,21 @@ class Bridge:
                 await self._sleep(self._jitter.uniform(0, spread))
             now = self.clock.now()
             if self._poller.due(state, now):
-                counted_before = state.ledger.counted
+                counted_before = _counted(state)
                 behind |= await self._poller.poll(state, now)
                 polled += 1
-                minutes += (state.ledger.counted - counted_before) // MINUTE
+                minutes += (_counted(state) - counted_before) // MINUTE
                 self.history.polled(state.account, now, state.poll_seconds, state.up)
-                if state.settled_now is not None:  # summed off the loop: 10^5 rows take a while
-                    point = await asyncio.to_thread(self.history.point, *state.settled_now)
+                settled = state.settled_now.get(self._charted) if self._charted else None
+                if settled is not None:  # summed off the loop: 10^5 rows take a while
+                    point = await asyncio.to_thread(self.history.point, *settled)
                     if point is not None:
                         self.history.add(state.account, point)
                         requests += point.requests
         if self.store is not None:  # never raises: a failed save is logged, counted and retried
-            await asyncio.to_thread(self.store.persist, {a: s.ledger for a, s in self.accounts.items()})
+            await asyncio.to_thread(self.store.persist, {a: s.ledgers for a, s in self.accounts.items()})
         self.publish()
-        lag = max(((self.clock.now() - s.ledger.counted) for s in self.accounts.values()), default=None)
+        lag = max(((self.clock.now() - _counted(s)) for s in self.accounts.values()), default=None)
         log.info(
             "poll: %d/%d accounts polled, %d up, %d minutes counted, %d Worker requests settled, "
             "%d API calls, %.2fs, watermark lag %s",
@@ -249,8 +270,11 @@ class Bridge:
         self._snapshot = snapshot.build(
             self.catalogue,
             self.quantiles,
-            {a: s.ledger for a, s in self.accounts.items()},
-            {a: snapshot.AccountHealth(s.up, s.poll_seconds, s.quantiles) for a, s in self.accounts.items()},
+            {a: s.ledgers for a, s in self.accounts.items()},
+            {
+                a: snapshot.AccountHealth(s.up, s.poll_seconds, s.quantiles, s.levels)
+                for a, s in self.accounts.items()
+            },
             snapshot.Health(
                 dict(self.outcomes),
                 self.rate_limit_used(),
@@ -289,12 +313,21 @@ class Bridge:
             "accounts": {
                 tag: {
                     "up": s.up,
-                    "settled": s.ledger.settled.isoformat(),
-                    "counted": s.ledger.counted.isoformat(),
-                    "series": len(s.ledger.totals),
+                    "settled": min(ledger.settled for ledger in s.ledgers.values()).isoformat(),
+                    "counted": min(ledger.counted for ledger in s.ledgers.values()).isoformat(),
+                    "series": sum(len(ledger.totals) for ledger in s.ledgers.values()),
                     "failures": s.failures,
                     "last_error": s.last_error or None,
-                    "gap_minutes": s.ledger.gap_minutes,
+                    "gap_minutes": sum(ledger.gap_minutes for ledger in s.ledgers.values()),
+                    "datasets": {
+                        name: {
+                            "settled": ledger.settled.isoformat(),
+                            "counted": ledger.counted.isoformat(),
+                            "series": len(ledger.totals),
+                            "gap_minutes": ledger.gap_minutes,
+                        }
+                        for name, ledger in s.ledgers.items()
+                    },
                 }
                 for tag, s in self.accounts.items()
             },

@@ -158,7 +158,7 @@ def plan(config: Config, dataset: str) -> str:
     lines = [
         ("Cloudflare API", f"{c.api_url} (credential: {c.credentials.identity})"),
         ("accounts", ", ".join(c.accounts) or "every account the credential can see (discovered)"),
-        ("dataset", dataset),
+        ("datasets", dataset),
         ("poll interval", f"{c.poll_interval.total_seconds():g}s"),
         ("counting", f"a minute is counted once {_span(c.delay)} old and final once {_span(c.settle)} old; "
          f"first start looks back {_span(c.lookback)}"),
@@ -179,7 +179,7 @@ def _span(delta: timedelta) -> str:
 
 async def _check(config: Config) -> int:
     bridge = Bridge(replace(config, state_dir=None))
-    print(plan(config, bridge.catalogue.dataset), flush=True)
+    print(plan(config, ", ".join(d.dataset for d in bridge.datasets)), flush=True)
     await bridge.start()
     try:
         if bridge.discovery_error:

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from otelbridge.catalogue import BREAKDOWN, PROFILES, Catalogue, MetricChoice
+from otelbridge.catalogue import PROFILES, Catalogue, MetricChoice
 from otelbridge.catalogue import load as load_catalogue
 from otelbridge.cloudflare.credentials import Credentials, Secret
 
@@ -174,7 +174,8 @@ def _metrics(key: str, value: Any) -> tuple[tuple[str, MetricChoice], ...]:
     """`metrics: {cloudflare.workers.subrequests: {enabled: true, attributes: [...]}}`."""
     if not isinstance(value, dict):
         raise ConfigError(f"{key}: expected a mapping of metric names to settings")
-    known = load_catalogue().metric_names
+    catalogue = load_catalogue()
+    known = catalogue.metric_names
     out = []
     for name, settings in value.items():
         where = f"{key}.{name}"
@@ -186,11 +187,12 @@ def _metrics(key: str, value: Any) -> tuple[tuple[str, MetricChoice], ...]:
         attributes = None
         if "attributes" in settings:
             attributes = _list(f"{where}.attributes", settings["attributes"] or [])
+            optional = catalogue.optional_attributes(str(name))
             for attribute in attributes:
-                if attribute not in BREAKDOWN:
+                if attribute not in optional:
                     raise ConfigError(
                         f"{where}.attributes: {attribute!r} is not optional here "
-                        f"(choose from {', '.join(BREAKDOWN)})"
+                        f"(choose from {', '.join(optional) or 'none'})"
                     )
         out.append((str(name), MetricChoice(enabled, attributes)))
     return tuple(out)

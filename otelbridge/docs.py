@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from otelbridge.catalogue import ACCOUNT, QUANTILE, SCRIPT, STATUS, AverageGauge, Catalogue, SourcedMetric
+from otelbridge.catalogue import QUANTILE, AverageGauge, Catalogue, Dataset, SourcedMetric
 
 
 def prometheus_name(name: str, unit: str, counter: bool) -> str:
@@ -16,56 +16,82 @@ def prometheus_name(name: str, unit: str, counter: bool) -> str:
     return f"{base}_total" if counter else base
 
 
-STATUSES = 5  # values of the status dimension: the most series one script can have per counter
+def series_per_group(dataset: Dataset, quantiles: int, values: int | None) -> int:
+    """Series one group of the gauge key (one Worker) costs under a selected catalogue, when each
+    optional dimension has taken one value, or `values` of them (None: each its known number)."""
+
+    def spread(counter: SourcedMetric) -> int:
+        out = 1
+        for a in counter.attributes:
+            out *= values if values is not None else (dataset.dimension(a).values or 1)
+        return out
+
+    counters = sum(spread(c) for _, c in dataset.exported_counters)
+    gauges = (
+        len(dataset.quantile_gauges) * quantiles + len(dataset.average_gauges) + len(dataset.level_gauges)
+    )
+    return counters + gauges
 
 
-def series_per_script(catalogue: Catalogue, quantiles: int, statuses: int) -> int:
-    """Series one Worker costs under a selected catalogue, when it has seen `statuses` statuses."""
-    counters = sum(statuses if STATUS in c.attributes else 1 for _, c in catalogue.exported_counters)
-    return counters + len(catalogue.quantile_gauges) * quantiles + len(catalogue.average_gauges)
+def _breakdown(dataset: Dataset) -> str:
+    return ", ".join(dataset.dimension(a).field for a in dataset.optional)
 
 
-def _default(metric: SourcedMetric | AverageGauge, counter: bool) -> str:
+def _entity(dataset: Dataset) -> str:
+    return dataset.dimension(dataset.page_key).field
+
+
+def _default(dataset: Dataset, metric: SourcedMetric | AverageGauge, counter: bool) -> str:
     if not metric.enabled:
         return "off"
-    if counter and isinstance(metric, SourcedMetric):
-        return "on, by status" if STATUS in metric.attributes else "on, per script"
+    if counter and isinstance(metric, SourcedMetric) and dataset.optional:
+        if metric.attributes:
+            return "on, by " + ", ".join(dataset.dimension(a).field for a in metric.attributes)
+        return f"on, per {_entity(dataset)}"
     return "on"
 
 
-def _cost(catalogue: Catalogue) -> list[str]:
-    q = len(catalogue.default_quantiles)
-    lean, full = catalogue.select("lean"), catalogue.select("full")
-    lines = [
-        "## What each Worker costs in series",
+def _cost(dataset: Dataset) -> list[str]:
+    if not dataset.optional:
+        return []
+    q = len(dataset.default_quantiles)
+    lean, full = dataset.select("lean"), dataset.select("full")
+    entity, breakdown = _entity(dataset), _breakdown(dataset)
+    return [
+        f"### What each {entity} costs in series",
         "",
         "Backends bill by active series, so the default profile (`lean`) exports what most users chart",
-        "and alert on. Series per Worker script, with the default quantiles "
-        f"({q}), for a script that has seen one status and one that has seen all {STATUSES}:",
+        f"and alert on. Series per {entity}, with the default quantiles "
+        f"({q}), for one that has seen one value of {breakdown} and one that has seen them all:",
         "",
-        "| Profile | One status | All statuses |",
+        f"| Profile | One {breakdown} | All |",
         "|---|---|---|",
-        f"| `lean` (default) | {series_per_script(lean, q, 1)} | {series_per_script(lean, q, STATUSES)} |",
-        f"| `full` | {series_per_script(full, q, 1)} | {series_per_script(full, q, STATUSES)} |",
+        f"| `lean` (default) | {series_per_group(lean, q, 1)} | {series_per_group(lean, q, None)} |",
+        f"| `full` | {series_per_group(full, q, 1)} | {series_per_group(full, q, None)} |",
         "",
-        "Turning a metric on adds, per Worker: a counter by status, 1 to "
-        f"{STATUSES} series; a counter per script, 1; a quantile gauge, one per exported quantile "
-        f"({q} by default); an average gauge, 1. Adding the status breakdown to a counter that is per "
-        f"script turns its 1 series into up to {STATUSES}. Per metric, in the configuration file:",
-        "",
-        "```yaml",
-        "profile: lean            # or full: every metric below, every counter by status",
-        "metrics:",
-        "  cloudflare.workers.subrequests: {enabled: true}",
-        "  cloudflare.workers.cpu_time: {attributes: [cloudflare.workers.status]}",
-        "  cloudflare.workers.invocation.wall_time: {enabled: true}",
-        "```",
-        "",
-        "Every counter is counted whatever is exported, so a metric turned on later (with saved",
-        "state) starts from the whole count, not from the moment it was turned on.",
+        f"Turning a metric on adds, per {entity}: a counter by {breakdown}, one series per value; a",
+        f"counter per {entity}, 1; a quantile gauge, one per exported quantile ({q} by default); an",
+        "average or level gauge, 1. The `attributes` of a counter (in `metrics:`) choose its breakdown.",
         "",
     ]
-    return lines
+
+
+CONFIG_EXAMPLE = [
+    "## Choosing metrics",
+    "",
+    "Every counter is counted whatever is exported, so a metric turned on later (with saved",
+    "state) starts from the whole count, not from the moment it was turned on. Per metric, in the",
+    "configuration file:",
+    "",
+    "```yaml",
+    "profile: lean            # or full: every metric, every counter by its optional attributes",
+    "metrics:",
+    "  cloudflare.workers.subrequests: {enabled: true}",
+    "  cloudflare.workers.cpu_time: {attributes: [cloudflare.workers.status]}",
+    "  cloudflare.workers.invocation.wall_time: {enabled: true}",
+    "```",
+    "",
+]
 
 
 # Prometheus names changed so that `promtool check metrics` passes and both export paths agree.
@@ -102,46 +128,79 @@ def _row(
     return f"| `{name}` | `{exported}` | {_unit(unit)} | `{source}` | {labels} | {default} | {description} |"
 
 
-def metrics_markdown(catalogue: Catalogue) -> str:
+def _dataset_section(dataset: Dataset, quantiles: tuple[str, ...]) -> list[str]:
+    scope = dataset.scope_attribute
     lines = [
-        "# Metrics",
+        f"## {dataset.dataset}",
         "",
-        "Generated from `otelbridge/catalogue.yaml` by `otelbridge docs`; do not edit by hand.",
+        f"Source: `{dataset.dataset}` ({dataset.scope} scope, `otelbridge/{dataset.file}`), "
+        f"stability: {dataset.stability}{'' if dataset.enabled else ', not polled'}.",
         "",
-        f"Source dataset: `{catalogue.dataset}` (Cloudflare GraphQL Analytics API).",
-        "",
-        *_cost(catalogue),
-        "## Counters (cumulative from process start, or from saved state)",
-        "",
-        "Labels: the status label only where the counter is exported by status (see Default).",
+        *_cost(dataset),
+        "### Counters (cumulative from process start, or from saved state)",
         "",
         "| OpenTelemetry name | Prometheus name | Unit | Cloudflare field | Labels | Default | Description |",
         "|---|---|---|---|---|---|---|",
     ]
-    for c in catalogue.counters:
-        field = f"sum.{c.field}" + (f" ({c.api_unit})" if c.api_unit else "")
-        labels = _labels(ACCOUNT, SCRIPT, STATUS)
-        lines.append(_row(c.name, c.unit, True, field, labels, _default(c, True), c.description))
+    for c in dataset.counters:
+        field = c.source + (f" ({c.api_unit})" if c.api_unit else "")
+        labels = _labels(scope, *dataset.counter_key)
+        lines.append(_row(c.name, c.unit, True, field, labels, _default(dataset, c, True), c.description))
+    if dataset.optional:
+        lines += [
+            "",
+            f"Labels: {_breakdown(dataset)} only where the counter is exported by it (see Default).",
+        ]
+    if not dataset.gauges:
+        return [*lines, ""]
     lines += [
         "",
-        "## Quantile gauges (over the most recent settled quantile window, per script)",
+        "### Gauges (over the most recent settled quantile window)",
         "",
         "| OpenTelemetry name | Prometheus name | Unit | Cloudflare fields | Labels | Default "
         "| Description |",
         "|---|---|---|---|---|---|---|",
     ]
-    for g in catalogue.quantile_gauges:
-        field = f"quantiles.{g.field}P25 … P999" + (f" ({g.api_unit})" if g.api_unit else "")
-        labels = _labels(ACCOUNT, SCRIPT, QUANTILE)
-        lines.append(_row(g.name, g.unit, False, field, labels, _default(g, False), g.description))
-    for a in catalogue.average_gauges:
-        labels = _labels(ACCOUNT, SCRIPT)
-        lines.append(_row(a.name, a.unit, False, f"avg.{a.field}", labels, _default(a, False), a.description))
+    key = dataset.gauge_key
+    for g in dataset.quantile_gauges:
+        first, last = quantiles[0], quantiles[-1]
+        fields = f"quantiles.{dataset.quantile_field(g, first)} … {dataset.available_quantiles[last]}"
+        field = fields + (f" ({g.api_unit})" if g.api_unit else "")
+        labels = _labels(scope, *key, QUANTILE)
+        lines.append(_row(g.name, g.unit, False, field, labels, _default(dataset, g, False), g.description))
+    for a in dataset.average_gauges:
+        labels = _labels(scope, *key)
+        lines.append(
+            _row(a.name, a.unit, False, f"avg.{a.field}", labels, _default(dataset, a, False), a.description)
+        )
+    for g in dataset.level_gauges:
+        labels = _labels(scope, *key)
+        lines.append(
+            _row(g.name, g.unit, False, g.source, labels, _default(dataset, g, False), g.description)
+        )
+    if dataset.quantile_gauges:
+        lines += [
+            "",
+            f"Quantiles offered: {', '.join(dataset.available_quantiles)}; exported by default: "
+            f"{', '.join(dataset.default_quantiles)} (setting `quantiles`).",
+        ]
+    lines += ["", "Labels:", ""]
+    lines += [f"- `{name}` (`{name.replace('.', '_')}`): {text}" for name, text in dataset.attributes.items()]
+    return [*lines, ""]
+
+
+def metrics_markdown(catalogue: Catalogue) -> str:
+    lines = [
+        "# Metrics",
+        "",
+        "Generated from `otelbridge/catalogue/*.yaml` by `otelbridge docs`; do not edit by hand.",
+        "One section per Cloudflare dataset (GraphQL Analytics API), then otelbridge's own metrics.",
+        "",
+        *CONFIG_EXAMPLE,
+    ]
+    for dataset in catalogue.datasets:
+        lines += _dataset_section(dataset, tuple(dataset.available_quantiles))
     lines += [
-        "",
-        f"Quantiles offered: {', '.join(catalogue.available_quantiles)}; exported by default: "
-        f"{', '.join(catalogue.default_quantiles)} (setting `quantiles`).",
-        "",
         "## Self-telemetry",
         "",
         "| OpenTelemetry name | Prometheus name | Kind | Unit | Labels | Description |",
@@ -153,10 +212,6 @@ def metrics_markdown(catalogue: Catalogue) -> str:
             f"| `{m.name}` | `{prometheus_name(m.name, m.unit, m.kind == 'counter')}` | {m.kind} | "
             f"{_unit(m.unit)} | {labels} | {m.description} |"
         )
-    lines += ["", "## Labels", ""]
-    lines += [
-        f"- `{name}` (`{name.replace('.', '_')}`): {text}" for name, text in catalogue.attributes.items()
-    ]
     return "\n".join([*lines, *_naming_section()]) + "\n"
 
 

@@ -1,4 +1,5 @@
-"""Cumulative totals of one account, built from the answers to windows.plan(). Pure logic.
+"""Cumulative totals of one dataset for one scope (an account or a zone), built from the answers to
+windows.plan(). Pure logic.
 
 Totals are kept in the API's own units (µs, GB·s, bytes) so integer sums stay exact; unit
 conversion happens once, when a snapshot is made. Fields the schema types as float64 (`floats`)
@@ -15,7 +16,7 @@ from typing import Any
 from otelbridge import exact
 from otelbridge.windows import MINUTE, Plan
 
-SeriesKey = tuple[str, str]  # (script name, status)
+SeriesKey = tuple[str, ...]  # the values of the dataset's counter_key dimensions, in order
 Vector = tuple[float, ...]  # one value per counter field, in catalogue order (float fields: units)
 Rows = Mapping[SeriesKey, Vector]
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -37,8 +38,8 @@ def _accumulate(into: dict[SeriesKey, Vector], rows: Rows) -> None:
 
 
 @dataclass
-class AccountLedger:
-    """What has been counted for one account.
+class Ledger:
+    """What has been counted of one dataset for one scope.
 
     final   sums of settled minutes, never re-queried
     open    the last answer for the open minutes [settled, counted), replaced every cycle
@@ -52,7 +53,7 @@ class AccountLedger:
     still. `clamped` is derived (final + open of the clamped series), so state files need not hold it.
 
     With `idle_ttl`, a series with no rows in any answer for that long (by the watermark, so
-    nothing of it is open) is forgotten: it leaves the export and the ledger. If the script runs
+    nothing of it is open) is forgotten: it leaves the export and the ledger. If it has data
     again, its counter starts again from zero with the new minutes only (a counter reset), so no
     minute is ever counted twice.
     """
@@ -72,9 +73,7 @@ class AccountLedger:
     forgotten: int = field(default=0, compare=False)  # idle series forgotten since start
 
     @classmethod
-    def starting_at(
-        cls, fields: tuple[str, ...], start: datetime, floats: Iterable[str] = ()
-    ) -> AccountLedger:
+    def starting_at(cls, fields: tuple[str, ...], start: datetime, floats: Iterable[str] = ()) -> Ledger:
         ledger = cls(fields=fields, settled=start, counted=start)
         ledger.count_exactly(floats)
         return ledger
@@ -189,7 +188,7 @@ class AccountLedger:
             return out
 
         def rows(d: dict[SeriesKey, Vector]) -> list[list[Any]]:
-            return [[script, status, plain(vector)] for (script, status), vector in sorted(d.items())]
+            return [[*key, plain(vector)] for key, vector in sorted(d.items())]
 
         minutes = {when: (when - _EPOCH) // MINUTE for when in set(self.seen.values())}
 
@@ -201,15 +200,17 @@ class AccountLedger:
             "final": rows(self.final),
             "open": rows(self.open),
             "totals": rows(self.totals),
-            "seen": [[s, st, minutes[when]] for (s, st), when in sorted(self.seen.items())],
+            "seen": [[*key, minutes[when]] for key, when in sorted(self.seen.items())],
             "corrections": self.corrections,
             "gap_minutes": self.gap_minutes,
         }
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any], fields: tuple[str, ...]) -> AccountLedger:
-        """A saved ledger. Files written before float fields were exact hold plain numbers and no
-        `floats`; they load as they are, and count_exactly() converts them."""
+    def from_json(cls, data: Mapping[str, Any], fields: tuple[str, ...], width: int | None = None) -> Ledger:
+        """A saved ledger whose series keys have `width` dimensions (None: any one width). Files
+        written before float fields were exact hold plain numbers and no `floats`; they load as they
+        are, and count_exactly() converts them."""
+        widths: set[int] = set() if width is None else {width}
         if tuple(data["fields"]) != fields:
             raise ValueError(f"state has fields {data['fields']}, this version counts {list(fields)}")
         floats = frozenset(data.get("floats", ()))
@@ -229,10 +230,12 @@ class AccountLedger:
 
         def rows(items: list[list[Any]]) -> dict[SeriesKey, Vector]:
             out: dict[SeriesKey, Vector] = {}
-            for script, status, values in items:
-                if not isinstance(script, str) or not isinstance(status, str) or len(values) != len(fields):
-                    raise ValueError(f"malformed ledger row for {script!r}/{status!r}")
-                out[(script, status)] = vector_of(values, f"{script!r}/{status!r}")
+            for item in items:
+                key, values = tuple(item[:-1]), item[-1]
+                widths.add(len(key))
+                if len(widths) > 1 or not all(isinstance(k, str) for k in key) or len(values) != len(fields):
+                    raise ValueError(f"malformed ledger row for {key!r}")
+                out[key] = vector_of(values, repr(key))
             return out
 
         ledger = cls(
@@ -250,9 +253,9 @@ class AccountLedger:
             raise ValueError("state has settled after counted")
         # Older files have no `seen`: their series count as seen now, so none is forgotten early.
         ledger.seen = {key: ledger.counted for key in ledger.totals}
-        for script, status, minute in data.get("seen", ()):
-            if (script, status) in ledger.seen:
-                ledger.seen[(script, status)] = _EPOCH + MINUTE * int(minute)
+        for *key, minute in data.get("seen", ()):
+            if tuple(key) in ledger.seen:
+                ledger.seen[tuple(key)] = _EPOCH + MINUTE * int(minute)
         for key, exported in ledger.totals.items():
             fresh = ledger._fresh(key)
             if _below(fresh, exported):

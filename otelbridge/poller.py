@@ -1,9 +1,10 @@
-"""Polling one account: plan the windows, ask Cloudflare once, apply the answer to the ledger.
+"""Polling one account: plan each dataset's windows, ask Cloudflare once for all of them, apply
+the answer to the ledgers (one per dataset of the account).
 
 The retry policy lives here (gql's is not used): transient failures are retried with jittered
 exponential backoff inside the cycle; Cloudflare's `budget` error blocks the credential's budget
 for its 5 minutes; authorization and validation errors are never retried within a cycle and back
-the account off. A failed cycle leaves the ledger untouched, so its minutes are fetched later.
+the account off. A failed cycle leaves the ledgers untouched, so their minutes are fetched later.
 """
 
 from __future__ import annotations
@@ -19,11 +20,12 @@ from datetime import datetime, timedelta
 from typing import TypeVar
 
 from otelbridge import windows
+from otelbridge.catalogue import Dataset
 from otelbridge.cloudflare import errors
-from otelbridge.cloudflare.answers import QuantileRow
+from otelbridge.cloudflare.answers import LevelRows, QuantileRow
 from otelbridge.cloudflare.client import CloudflareClient, DatasetLimits
-from otelbridge.cloudflare.queries import AliasRequest, Shape
-from otelbridge.ledger import AccountLedger, Rows
+from otelbridge.cloudflare.queries import AliasRequest, Shape, alias
+from otelbridge.ledger import Ledger, Rows, SeriesKey
 from otelbridge.ratelimit import RateBudget
 
 log = logging.getLogger(__name__)
@@ -42,22 +44,25 @@ class RetryPolicy:
 @dataclass
 class AccountState:
     account: str
-    ledger: AccountLedger
+    ledgers: dict[str, Ledger]  # by dataset
     budget: RateBudget  # the credential's, or the account's own with account-based rate limits
-    limits: DatasetLimits | None = None
-    quantiles: dict[str, QuantileRow] = field(default_factory=dict)
+    limits: dict[str, DatasetLimits] | None = None  # by dataset, once read from settings
+    quantiles: dict[str, dict[SeriesKey, QuantileRow]] = field(default_factory=dict)  # by dataset
+    levels: dict[str, LevelRows] = field(default_factory=dict)  # by dataset
     up: bool = False
     poll_seconds: float = 0.0
     failures: int = 0  # consecutive failed cycles
     next_attempt: datetime | None = None
     last_error: str = ""
-    settled_now: tuple[windows.Range, Rows] | None = None  # what the last cycle made final
+    # by dataset, what the last cycle made final (the status page's history)
+    settled_now: dict[str, tuple[windows.Range, Rows]] = field(default_factory=dict)
 
 
 class AccountPoller:
     def __init__(
         self,
         client: CloudflareClient,
+        datasets: tuple[Dataset, ...],
         timing: Callable[[DatasetLimits], windows.Timing],
         poll_interval: timedelta,
         outcomes: Counter[str],
@@ -65,6 +70,7 @@ class AccountPoller:
         sleep: Sleep = asyncio.sleep,
     ) -> None:
         self._client = client
+        self._datasets = datasets
         self._timing = timing
         self._interval = poll_interval
         self.outcomes = outcomes
@@ -78,7 +84,7 @@ class AccountPoller:
     async def poll(self, state: AccountState, now: datetime) -> bool:
         """One cycle for one account. Returns True when it is still catching up."""
         started = time.perf_counter()
-        state.settled_now = None
+        state.settled_now = {}
         try:
             behind = await self._cycle(state, now)
         except errors.CloudflareError as exc:
@@ -108,35 +114,50 @@ class AccountPoller:
 
     async def _cycle(self, state: AccountState, now: datetime) -> bool:
         if state.limits is None:
-            limits = await self._call(state, lambda: self._client.settings(state.account))
-            if not limits.enabled:  # not kept: the settings are read again on the next try
-                raise errors.NotAuthorized("workersInvocationsAdaptive is not enabled for this account")
-            state.limits = limits
-        limits = state.limits
-        ledger = state.ledger
-        plan = windows.plan(now, ledger.settled, ledger.counted, self._timing(limits))
-        requests = [AliasRequest("quantiles", Shape.QUANTILES, plan.quantiles.start, plan.quantiles.end)]
-        for alias, rng in (("settling", plan.settling), ("open", plan.open)):
-            if not rng.empty:
-                requests.append(AliasRequest(alias, Shape.SUMS, rng.start, rng.end))
-        answer = await self._call(
-            state, lambda: self._client.workers(state.account, tuple(requests), limits.max_page_size)
-        )
+            read = await self._call(state, lambda: self._client.settings(state.account, self._datasets))
+            off = [name for name, limits in read.items() if not limits.enabled]
+            if len(off) == len(read):  # nothing to poll: the settings are read again next time
+                raise errors.NotAuthorized(f"{', '.join(off)}: not enabled for this account")
+            if off:
+                log.warning("account %s: %s not enabled; not polled", state.account, ", ".join(off))
+            state.limits = read
+        all_limits = state.limits
+        datasets = tuple(d for d in self._datasets if all_limits[d.dataset].enabled)
+        plans = {}
+        requests: list[AliasRequest] = []
+        for d in datasets:
+            ledger = state.ledgers[d.dataset]
+            plan = windows.plan(now, ledger.settled, ledger.counted, self._timing(all_limits[d.dataset]))
+            plans[d.dataset] = plan
+            gauges = plan.quantiles
+            if d.quantile_gauges or d.average_gauges:
+                requests.append(AliasRequest(d, "gauges", Shape.GAUGES, gauges.start, gauges.end))
+            if d.level_gauges:
+                requests.append(AliasRequest(d, "levels", Shape.LEVELS, gauges.start, gauges.end))
+            for role, rng in (("settling", plan.settling), ("open", plan.open)):
+                if not rng.empty:
+                    requests.append(AliasRequest(d, role, Shape.SUMS, rng.start, rng.end))
+        pages = {name: limits.max_page_size for name, limits in all_limits.items()}
+        answer = await self._call(state, lambda: self._client.fetch(state.account, tuple(requests), pages))
         for _ in range(answer.requests - 1):  # full pages were followed with extra requests
             state.budget.spend()
-        if not plan.skipped.empty:
-            log.error(
-                "account %s: %d minute(s) from %s could not be counted: Cloudflare keeps only %s of data",
-                state.account,
-                plan.skipped.minutes,
-                plan.skipped.start.isoformat(),
-                timedelta(seconds=limits.not_older_than),
-            )
-        settling = answer.sums.get("settling", {})
-        ledger.apply(plan, settling, answer.sums.get("open", {}))
-        state.settled_now = (plan.settling, settling)
-        state.quantiles = answer.quantiles.get("quantiles", {})
-        return plan.behind
+        for d in datasets:
+            plan, name = plans[d.dataset], d.dataset
+            if not plan.skipped.empty:
+                log.error(
+                    "account %s: %d minute(s) of %s from %s could not be counted: Cloudflare keeps only %s",
+                    state.account,
+                    plan.skipped.minutes,
+                    name,
+                    plan.skipped.start.isoformat(),
+                    timedelta(seconds=all_limits[name].not_older_than),
+                )
+            settling = answer.sums.get(alias(name, "settling"), {})
+            state.ledgers[name].apply(plan, settling, answer.sums.get(alias(name, "open"), {}))
+            state.settled_now[name] = (plan.settling, settling)
+            state.quantiles[name] = answer.quantiles.get(alias(name, "gauges"), {})
+            state.levels[name] = answer.levels.get(alias(name, "levels"), {})
+        return any(p.behind for p in plans.values())
 
     async def _call(self, state: AccountState, call: Callable[[], Awaitable[T]]) -> T:
         budget = state.budget

@@ -16,16 +16,17 @@ from datetime import datetime
 from opentelemetry.metrics import Observation
 
 from otelbridge import exact
-from otelbridge.catalogue import ACCOUNT, QUANTILE, SCRIPT, STATUS, Catalogue, SourcedMetric
-from otelbridge.cloudflare.answers import QuantileRow
-from otelbridge.ledger import AccountLedger, SeriesKey, Vector
+from otelbridge.catalogue import ACCOUNT, QUANTILE, Catalogue, Dataset, SourcedMetric
+from otelbridge.cloudflare.answers import LevelRows, QuantileRow
+from otelbridge.ledger import Ledger, SeriesKey, Vector
 
 
 @dataclass(frozen=True)
 class AccountHealth:
     up: bool
     poll_seconds: float
-    quantiles: Mapping[str, QuantileRow]  # last good quantile answer, by script
+    quantiles: Mapping[str, Mapping[SeriesKey, QuantileRow]]  # by dataset: last good gauge answer
+    levels: Mapping[str, LevelRows] = field(default_factory=dict)  # by dataset: last good levels
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,7 @@ class Health:
 
 
 class Snapshot:
-    """Observations by instrument name. The Workers series are materialised on first use.
+    """Observations by instrument name. The datasets' series are materialised on first use.
 
     build() runs on the event loop after every poll; turning 10^5 ledger rows into Observations
     there blocked the loop for half a second. So build() only copies the rows (cheap: tuples are
@@ -54,21 +55,21 @@ class Snapshot:
         points: Mapping[str, tuple[Observation, ...]],
         series: int = 0,
         dropped: int = 0,
-        workers: Callable[[], Mapping[str, tuple[Observation, ...]]] | None = None,
+        datasets: Callable[[], Mapping[str, tuple[Observation, ...]]] | None = None,
     ) -> None:
         self._points = points
         self.series = series
         self.dropped = dropped
-        self._workers = workers
+        self._datasets = datasets
         self._lock = threading.Lock()
 
     @property
     def points(self) -> Mapping[str, tuple[Observation, ...]]:
-        if self._workers is not None:
+        if self._datasets is not None:
             with self._lock:  # with several readers, any may arrive first
-                if self._workers is not None:
-                    self._points = {**self._workers(), **self._points}
-                    self._workers = None
+                if self._datasets is not None:
+                    self._points = {**self._datasets(), **self._points}
+                    self._datasets = None
         return self._points
 
     def observe(self, name: str) -> tuple[Observation, ...]:
@@ -96,10 +97,11 @@ class _Capped:
 
 @dataclass(frozen=True)
 class _Rows:
-    """What one account contributes to the Workers series, copied at build time."""
+    """What one scope (account or zone) contributes to a dataset's series, copied at build time."""
 
     totals: Mapping[SeriesKey, Vector]
-    quantiles: Mapping[str, QuantileRow]
+    quantiles: Mapping[SeriesKey, QuantileRow]
+    levels: LevelRows = field(default_factory=dict)
     exact_fields: frozenset[int] = frozenset()  # indices of fields held in exact units (ledger.floats)
 
 
@@ -108,14 +110,15 @@ def _exact_sum(values: list[float]) -> float:
     return sum(values) if all(isinstance(v, int) for v in values) else math.fsum(values)
 
 
-def per_script(totals: Mapping[SeriesKey, Vector], indices: tuple[int, ...]) -> dict[str, Vector]:
-    """Totals summed over the status breakdown, for counters exported without it."""
-    groups: dict[str, list[Vector]] = {}
-    for (script, _status), vector in totals.items():
-        groups.setdefault(script, []).append(vector)
+def project(
+    totals: Mapping[SeriesKey, Vector], kept: tuple[int, ...], indices: tuple[int, ...]
+) -> dict[SeriesKey, Vector]:
+    """Totals summed over the key positions not in `kept`, for counters exported without them."""
+    groups: dict[SeriesKey, list[Vector]] = {}
+    for key, vector in totals.items():
+        groups.setdefault(tuple(key[p] for p in kept), []).append(vector)
     return {
-        script: tuple(_exact_sum([v[i] for v in vectors]) for i in indices)
-        for script, vectors in groups.items()
+        key: tuple(_exact_sum([v[i] for v in vectors]) for i in indices) for key, vectors in groups.items()
     }
 
 
@@ -126,50 +129,90 @@ def _exported(counter: SourcedMetric, index: int, value: float, exact_fields: fr
     return counter.exported(value)
 
 
-def _workers_points(
-    catalogue: Catalogue, quantiles: tuple[str, ...], rows: Mapping[str, _Rows], max_series: int
-) -> dict[str, tuple[Observation, ...]]:
-    out = _Capped(max_series)
-    by_status = tuple((i, c) for i, c in catalogue.exported_counters if STATUS in c.attributes)
-    by_script_only = tuple((i, c) for i, c in catalogue.exported_counters if STATUS not in c.attributes)
-    for account in sorted(rows):
-        row_set = rows[account]
-        totals, by_script, exact_fields = row_set.totals, row_set.quantiles, row_set.exact_fields
-        if by_status:
-            for (script, status), vector in sorted(totals.items()):
-                attrs = {ACCOUNT: account, SCRIPT: script, STATUS: status}
-                for i, counter in by_status:
-                    out.add(counter.name, _exported(counter, i, vector[i], exact_fields), attrs)
-        if by_script_only:
-            summed = per_script(totals, tuple(i for i, _ in by_script_only))
-            for script, values in sorted(summed.items()):
-                attrs = {ACCOUNT: account, SCRIPT: script}
-                for (i, counter), value in zip(by_script_only, values, strict=True):
-                    out.add(counter.name, _exported(counter, i, value, exact_fields), attrs)
-        for script in sorted(by_script):
-            row = by_script[script]
-            base = {ACCOUNT: account, SCRIPT: script}
+def kept_positions(dataset: Dataset, counter: SourcedMetric) -> tuple[int, ...]:
+    """Positions of the counter key a counter is exported with: all but the optional ones it drops."""
+    optional = dataset.optional
+    return tuple(p for p, a in enumerate(dataset.counter_key) if a not in optional or a in counter.attributes)
+
+
+def _counter_groups(dataset: Dataset) -> dict[tuple[int, ...], list[tuple[int, SourcedMetric]]]:
+    """Exported counters by the key positions they keep (the full key first)."""
+    groups: dict[tuple[int, ...], list[tuple[int, SourcedMetric]]] = {}
+    for i, c in dataset.exported_counters:
+        groups.setdefault(kept_positions(dataset, c), []).append((i, c))
+    return dict(sorted(groups.items(), key=lambda item: -len(item[0])))
+
+
+def _dataset_points(
+    dataset: Dataset, quantiles: tuple[str, ...], rows: Mapping[str, _Rows], out: _Capped
+) -> None:
+    scope_attribute, counter_key, gauge_key = dataset.scope_attribute, dataset.counter_key, dataset.gauge_key
+    groups = _counter_groups(dataset)
+    for scope in sorted(rows):
+        row_set = rows[scope]
+        totals, exact_fields = row_set.totals, row_set.exact_fields
+        for kept, counters in groups.items():
+            names = tuple(counter_key[p] for p in kept)
+            if len(kept) == len(counter_key):
+                series: Mapping[SeriesKey, Vector] = totals
+                positions = tuple(i for i, _ in counters)
+            else:
+                series = project(totals, kept, tuple(i for i, _ in counters))
+                positions = tuple(range(len(counters)))
+            for key, vector in sorted(series.items()):
+                attrs = {scope_attribute: scope, **dict(zip(names, key, strict=True))}
+                for (i, counter), p in zip(counters, positions, strict=True):
+                    out.add(counter.name, _exported(counter, i, vector[p], exact_fields), attrs)
+        for key in sorted(row_set.quantiles):
+            row = row_set.quantiles[key]
+            base = {scope_attribute: scope, **dict(zip(gauge_key, key, strict=True))}
             # One attribute dict per quantile, shared by the gauges: 10^5 series, a fifth of the dicts.
             per_quantile = {q: {**base, QUANTILE: q} for q in quantiles}
-            for gauge in catalogue.quantile_gauges:
+            for gauge in dataset.quantile_gauges:
                 for q in quantiles:
-                    raw = row.values[catalogue.quantile_field(gauge, q)]
+                    raw = row.values[dataset.quantile_field(gauge, q)]
                     out.add(gauge.name, gauge.exported(raw), per_quantile[q])
-            for avg in catalogue.average_gauges:
+            for avg in dataset.average_gauges:
                 out.add(avg.name, row.averages[avg.field], base)
+        for key in sorted(row_set.levels):
+            values = row_set.levels[key]
+            base = {scope_attribute: scope, **dict(zip(gauge_key, key, strict=True))}
+            for level in dataset.level_gauges:
+                if level.name in values:
+                    out.add(level.name, level.exported(values[level.name]), base)
+
+
+def _points(
+    catalogue: Catalogue,
+    quantiles: tuple[str, ...],
+    rows: Mapping[str, Mapping[str, _Rows]],
+    max_series: int,
+) -> dict[str, tuple[Observation, ...]]:
+    out = _Capped(max_series)
+    for dataset in catalogue.datasets:
+        if dataset.dataset in rows:
+            _dataset_points(dataset, quantiles, rows[dataset.dataset], out)
     return {name: tuple(obs) for name, obs in out.points.items()}
 
 
 def _count(
-    catalogue: Catalogue, quantiles: tuple[str, ...], rows: Mapping[str, _Rows], max_series: int
+    catalogue: Catalogue,
+    quantiles: tuple[str, ...],
+    rows: Mapping[str, Mapping[str, _Rows]],
+    max_series: int,
 ) -> tuple[int, int]:
-    """(series kept, series dropped), as _workers_points will cap them, without building them."""
-    keys = sum(len(r.totals) for r in rows.values())
-    counted_scripts = sum(len({script for script, _ in r.totals}) for r in rows.values())
-    scripts = sum(len(r.quantiles) for r in rows.values())
-    attempts = [keys if STATUS in c.attributes else counted_scripts for _, c in catalogue.exported_counters]
-    attempts += [scripts * len(quantiles)] * len(catalogue.quantile_gauges)
-    attempts += [scripts] * len(catalogue.average_gauges)
+    """(series kept, series dropped), as _points will cap them, without building them."""
+    attempts: list[int] = []
+    for dataset in catalogue.datasets:
+        by_scope = rows.get(dataset.dataset, {}).values()
+        for _, c in dataset.exported_counters:
+            positions = kept_positions(dataset, c)
+            attempts.append(sum(len({tuple(k[p] for p in positions) for k in r.totals}) for r in by_scope))
+        gauge_rows = sum(len(r.quantiles) for r in by_scope)
+        attempts += [gauge_rows * len(quantiles)] * len(dataset.quantile_gauges)
+        attempts += [gauge_rows] * len(dataset.average_gauges)
+        for level in dataset.level_gauges:
+            attempts.append(sum(sum(level.name in v for v in r.levels.values()) for r in by_scope))
     attempts = [n for n in attempts if n]
     kept = sum(min(n, max_series) for n in attempts)
     return kept, sum(attempts) - kept
@@ -178,36 +221,42 @@ def _count(
 def build(
     catalogue: Catalogue,
     quantiles: tuple[str, ...],
-    ledgers: Mapping[str, AccountLedger],
+    ledgers: Mapping[str, Mapping[str, Ledger]],
     health: Mapping[str, AccountHealth],
     process: Health,
     now: datetime,
     max_series: int,
 ) -> Snapshot:
-    rows = {
-        account: _Rows(
-            dict(ledger.totals),
-            dict(health[account].quantiles) if account in health else {},
-            frozenset(ledger.float_index),
-        )
-        for account, ledger in ledgers.items()
-    }
-    workers_series, dropped = _count(catalogue, quantiles, rows, max_series)
+    """`ledgers`: by account, then by dataset."""
+    rows: dict[str, dict[str, _Rows]] = {}
+    for account, by_dataset in ledgers.items():
+        h = health.get(account)
+        for name, ledger in by_dataset.items():
+            rows.setdefault(name, {})[account] = _Rows(
+                dict(ledger.totals),
+                dict(h.quantiles.get(name, {})) if h is not None else {},
+                dict(h.levels.get(name, {})) if h is not None else {},
+                frozenset(ledger.float_index),
+            )
+    series, dropped = _count(catalogue, quantiles, rows, max_series)
     self_points: dict[str, list[Observation]] = {}
 
     def put(name: str, value: float, attributes: dict[str, str] | None = None) -> None:
         self_points.setdefault(name, []).append(Observation(value, attributes or {}))
 
-    for account, ledger in sorted(ledgers.items()):
+    for account, by_dataset in sorted(ledgers.items()):
         attrs = {ACCOUNT: account}
         h = health.get(account)
         put("otelbridge.up", 1 if h is not None and h.up else 0, attrs)
         if h is not None:
             put("otelbridge.poll.duration", h.poll_seconds, attrs)
-        put("otelbridge.watermark.lag", max(0.0, (now - ledger.counted).total_seconds()), attrs)
-        put("otelbridge.gap", ledger.gap_minutes * 60, attrs)  # whole minutes, exported in seconds
-        put("otelbridge.corrections", ledger.corrections, attrs)
-        put("otelbridge.series.forgotten", ledger.forgotten, attrs)
+        account_ledgers = by_dataset.values()
+        counted = min((ledger.counted for ledger in account_ledgers), default=now)
+        put("otelbridge.watermark.lag", max(0.0, (now - counted).total_seconds()), attrs)
+        # whole minutes, exported in seconds
+        put("otelbridge.gap", sum(ledger.gap_minutes for ledger in account_ledgers) * 60, attrs)
+        put("otelbridge.corrections", sum(ledger.corrections for ledger in account_ledgers), attrs)
+        put("otelbridge.series.forgotten", sum(ledger.forgotten for ledger in account_ledgers), attrs)
     for outcome, count in sorted(process.api_requests.items()):
         put("otelbridge.api.requests", count, {"outcome": outcome})
     for result, count in sorted(process.otlp_exports.items()):
@@ -217,12 +266,12 @@ def build(
     if process.state_up is not None:
         put("otelbridge.state.up", 1 if process.state_up else 0)
         put("otelbridge.state.save.failures", process.state_save_failures)
-    put("otelbridge.series", workers_series)
+    put("otelbridge.series", series)
     put("otelbridge.series.dropped", dropped)
 
     return Snapshot(
         points={name: tuple(obs) for name, obs in self_points.items()},
-        series=workers_series,
+        series=series,
         dropped=dropped,
-        workers=lambda: _workers_points(catalogue, quantiles, rows, max_series),
+        datasets=lambda: _points(catalogue, quantiles, rows, max_series),
     )

@@ -28,10 +28,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
-from otelbridge.ledger import AccountLedger
+from otelbridge.ledger import Ledger
 
 log = logging.getLogger(__name__)
-FORMAT = 1
+FORMAT = 2  # 2: ledgers by account and dataset; 1: one ledger per account, of FORMAT_1_DATASET
+FORMAT_1_DATASET = "workersInvocationsAdaptive"  # the only dataset counted when format 1 was written
+Ledgers = dict[str, dict[str, Ledger]]  # account tag -> dataset -> ledger
 INSTANCE_FILE = "instance-id"
 MAX_INSTANCE_ID = 128
 
@@ -91,17 +93,20 @@ class StateStore:
         self._instance_id = ""
         self._instance_saved = False
 
-    def save(self, ledgers: Mapping[str, AccountLedger]) -> None:
+    def save(self, ledgers: Mapping[str, Mapping[str, Ledger]]) -> None:
         document = {
             "format": FORMAT,
             "api_url": self.api_url,
             "saved_at": time.time(),
-            "accounts": {account: ledger.to_json() for account, ledger in ledgers.items()},
+            "accounts": {
+                account: {dataset: ledger.to_json() for dataset, ledger in by_dataset.items()}
+                for account, by_dataset in ledgers.items()
+            },
         }
         text = json.dumps(document, separators=(",", ":"), allow_nan=False)
         write_atomically(self.path, text.encode("utf-8"))
 
-    def persist(self, ledgers: Mapping[str, AccountLedger]) -> bool:
+    def persist(self, ledgers: Mapping[str, Mapping[str, Ledger]]) -> bool:
         """save(), never raising: a failure is logged when saving starts failing and when it heals."""
         try:
             self.save(ledgers)
@@ -147,13 +152,15 @@ class StateStore:
         write_atomically(self.directory / INSTANCE_FILE, f"{self._instance_id}\n".encode())
         self._instance_saved = True
 
-    def load(self, fields: tuple[str, ...]) -> dict[str, AccountLedger]:
+    def load(self, shapes: Mapping[str, tuple[tuple[str, ...], int]]) -> Ledgers:
+        """The saved ledgers of the datasets in `shapes` (dataset -> (counter fields, key width));
+        ledgers of datasets no longer counted are left out."""
         if not self.path.exists():
             return {}
         try:
             text = self.path.read_text(encoding="utf-8")
             document = json.loads(text, parse_constant=_no_constant, parse_float=_finite)
-            return self._parse(document, fields)
+            return self._parse(document, shapes)
         except (OSError, ValueError, KeyError, TypeError) as exc:
             aside = self.path.with_name(f"state.json.bad-{int(time.time())}")
             os.replace(self.path, aside)
@@ -162,16 +169,26 @@ class StateStore:
             )
             return {}
 
-    def _parse(self, document: Any, fields: tuple[str, ...]) -> dict[str, AccountLedger]:
-        if not isinstance(document, dict) or document.get("format") != FORMAT:
+    def _parse(self, document: Any, shapes: Mapping[str, tuple[tuple[str, ...], int]]) -> Ledgers:
+        if not isinstance(document, dict) or document.get("format") not in (1, FORMAT):
             raise ValueError("not an otelbridge state file of a known format")
         if document.get("api_url") != self.api_url:
             raise ValueError(f"it belongs to API {document.get('api_url')!r}, not {self.api_url!r}")
         accounts = document["accounts"]
         if not isinstance(accounts, dict):
             raise ValueError("accounts is not a mapping")
-        ledgers = {str(a): AccountLedger.from_json(data, fields) for a, data in accounts.items()}
-        for account, ledger in ledgers.items():
-            if ledger.settled.utcoffset() is None or ledger.counted.utcoffset() is None:
-                raise ValueError(f"account {account}: times without a timezone")
+        if document["format"] == 1:  # migrate: its ledgers are the one dataset then counted
+            accounts = {account: {FORMAT_1_DATASET: data} for account, data in accounts.items()}
+        if not all(isinstance(a, dict) for a in accounts.values()):
+            raise ValueError("accounts is not a mapping of datasets")
+        ledgers: Ledgers = {}
+        for scope, by_dataset in accounts.items():
+            for dataset, data in by_dataset.items():
+                if dataset not in shapes:
+                    continue
+                fields, width = shapes[dataset]
+                ledger = Ledger.from_json(data, fields, width)
+                if ledger.settled.utcoffset() is None or ledger.counted.utcoffset() is None:
+                    raise ValueError(f"{scope} {dataset}: times without a timezone")
+                ledgers.setdefault(str(scope), {})[str(dataset)] = ledger
         return ledgers

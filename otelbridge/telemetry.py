@@ -26,7 +26,7 @@ from opentelemetry.sdk.resources import OTELResourceDetector, Resource
 from opentelemetry.util.types import Attributes
 
 from otelbridge import __version__, sdk_storage
-from otelbridge.catalogue import Catalogue
+from otelbridge.catalogue import AverageGauge, Catalogue, SourcedMetric
 from otelbridge.snapshot import Snapshot
 from otelbridge.state import new_instance_id
 
@@ -74,12 +74,16 @@ def _callback(
 
 
 def register_instruments(meter: Meter, catalogue: Catalogue, current: Callable[[], Snapshot]) -> None:
-    for _, c in catalogue.exported_counters:
-        meter.create_observable_counter(c.name, [_callback(current, c.name)], c.unit, c.description)
-    for g in catalogue.quantile_gauges:
-        meter.create_observable_gauge(g.name, [_callback(current, g.name)], g.unit, g.description)
-    for a in catalogue.average_gauges:
-        meter.create_observable_gauge(a.name, [_callback(current, a.name)], a.unit, a.description)
+    for d in catalogue.enabled:
+        for _, c in d.exported_counters:
+            meter.create_observable_counter(c.name, [_callback(current, c.name)], c.unit, c.description)
+        gauges: tuple[SourcedMetric | AverageGauge, ...] = (
+            *d.quantile_gauges,
+            *d.average_gauges,
+            *d.level_gauges,
+        )
+        for g in gauges:
+            meter.create_observable_gauge(g.name, [_callback(current, g.name)], g.unit, g.description)
     for m in catalogue.self_metrics:
         create = meter.create_observable_counter if m.kind == "counter" else meter.create_observable_gauge
         create(m.name, [_callback(current, m.name)], m.unit, m.description)

@@ -12,6 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from otelbridge.catalogue import Catalogue
 from otelbridge.docs import prometheus_name
 from otelbridge.simulator import Traffic
+from tests.datasets import workers
 
 SeriesValues = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 CUMULATIVE = AggregationTemporality.AGGREGATION_TEMPORALITY_CUMULATIVE
@@ -34,9 +35,10 @@ def parse_prometheus(text: str, prefix: str = "cloudflare_workers_") -> SeriesVa
 
 def _kinds(catalogue: Catalogue) -> dict[str, tuple[str, bool]]:
     """Workers metric name -> (unit, is a counter)."""
-    kinds = {c.name: (c.unit, True) for c in catalogue.counters}
-    kinds.update({g.name: (g.unit, False) for g in catalogue.quantile_gauges})
-    kinds.update({a.name: (a.unit, False) for a in catalogue.average_gauges})
+    dataset = workers(catalogue)
+    kinds = {c.name: (c.unit, True) for c in dataset.counters}
+    kinds.update({g.name: (g.unit, False) for g in dataset.quantile_gauges})
+    kinds.update({a.name: (a.unit, False) for a in dataset.average_gauges})
     return kinds
 
 
@@ -88,7 +90,7 @@ def expected_counters(
                     }.items()
                 )
             )
-            for c in catalogue.counters:
+            for c in workers(catalogue).counters:
                 value = sums[c.field]
                 out[(prometheus_name(c.name, c.unit, True), labels)] = (
                     value / c.divisor if c.divisor != 1 else value
@@ -111,9 +113,10 @@ def expected_quantiles(
         values = traffic.quantiles(account, script, start, end, as_of=as_of)
         if not values:
             continue
-        for g in catalogue.quantile_gauges:
+        dataset = workers(catalogue)
+        for g in dataset.quantile_gauges:
             for q in quantiles:
-                raw = values[catalogue.quantile_field(g, q)]
+                raw = values[dataset.quantile_field(g, q)]
                 labels = tuple(
                     sorted({"cloud_account_id": account, "faas_name": script, "quantile": q}.items())
                 )

@@ -14,6 +14,8 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from tests.datasets import GAUGES
+
 Rewrite = Callable[[Any], Any]
 
 
@@ -23,7 +25,16 @@ def workers_node(body: Any) -> dict[str, Any] | None:
         node = body["data"]["viewer"]["accounts"][0]
     except (KeyError, IndexError, TypeError):
         return None
-    return node if isinstance(node, dict) and "quantiles" in node else None
+    return node if isinstance(node, dict) and GAUGES in node else None
+
+
+def settings_node(body: Any) -> dict[str, Any] | None:
+    """The `settings` of a settings answer's account node, if this is one."""
+    try:
+        node = body["data"]["viewer"]["accounts"][0]["settings"]
+    except (KeyError, IndexError, TypeError):
+        return None
+    return node if isinstance(node, dict) else None
 
 
 class TamperProxy:
@@ -31,6 +42,7 @@ class TamperProxy:
         self.upstream = upstream.rstrip("/")
         self.rewrite: Rewrite | None = None  # applied to Workers answers only
         self.rewrite_other: Rewrite | None = None  # applied to every other JSON answer (settings, REST)
+        self.rewrite_settings: Rewrite | None = None  # applied to settings answers only
         self.raw_text: str | None = None  # sent instead of the re-encoded JSON (e.g. with NaN)
         self.headers_seen: list[dict[str, str]] = []  # request headers, for tests of what was sent
         self.stall_next = 0  # this many next requests wait `stall_seconds` before being forwarded
@@ -71,7 +83,7 @@ class TamperProxy:
         ):
             text = await upstream.text()
             status = upstream.status
-        if self.rewrite is not None or self.rewrite_other is not None:
+        if self.rewrite is not None or self.rewrite_other is not None or self.rewrite_settings is not None:
             try:
                 body = json.loads(text)
             except ValueError:
@@ -82,4 +94,6 @@ class TamperProxy:
                 self.spoiled_served += 1
             elif body is not None and workers_node(body) is None and self.rewrite_other is not None:
                 text = json.dumps(self.rewrite_other(body))
+            if self.rewrite_settings is not None and settings_node(body) is not None:
+                text = json.dumps(self.rewrite_settings(body))
         return web.Response(text=text, status=status, content_type="application/json")

@@ -26,11 +26,19 @@ from gql.transport.exceptions import (
     TransportQueryError,
     TransportServerError,
 )
-from graphql import GraphQLError, GraphQLNamedType, GraphQLSchema, build_schema, get_named_type
+from graphql import GraphQLError, GraphQLSchema, build_schema
 
-from otelbridge.catalogue import Catalogue
+from otelbridge.catalogue import Dataset
 from otelbridge.cloudflare import errors, queries
-from otelbridge.cloudflare.answers import QuantileRow, SumRows, quantile_rows, sum_rows
+from otelbridge.cloudflare.answers import (
+    LevelRows,
+    QuantileRow,
+    SeriesKey,
+    SumRows,
+    level_rows,
+    quantile_rows,
+    sum_rows,
+)
 from otelbridge.cloudflare.credentials import Credentials
 
 log = logging.getLogger(__name__)
@@ -62,10 +70,14 @@ class Account:
 
 
 @dataclass
-class WorkersAnswer:
-    sums: dict[str, SumRows]  # alias -> rows
-    quantiles: dict[str, dict[str, QuantileRow]]  # alias -> script -> row
+class Answer:
+    sums: dict[str, SumRows]  # alias -> counter key -> vector
+    quantiles: dict[str, dict[SeriesKey, QuantileRow]]  # alias -> gauge key -> row
+    levels: dict[str, LevelRows]  # alias -> gauge key -> level gauge -> value
     requests: int  # GraphQL requests it took (more than one only when a page came back full)
+
+
+_STORE = {queries.Shape.SUMS: "sums", queries.Shape.GAUGES: "quantiles", queries.Shape.LEVELS: "levels"}
 
 
 class _ValidateOnceClient(Client):
@@ -89,17 +101,6 @@ class _ValidateOnceClient(Client):
 def load_schema() -> GraphQLSchema:
     sdl = resources.files("otelbridge.cloudflare").joinpath("schema.graphql").read_text(encoding="utf-8")
     return build_schema(sdl)
-
-
-def _integer_sum_fields(schema: GraphQLSchema, catalogue: Catalogue) -> frozenset[str]:
-    sum_type = schema.get_type("AccountWorkersInvocationsAdaptiveSum")
-    fields = getattr(sum_type, "fields", {})
-    out = set()
-    for name, field in fields.items():
-        named: GraphQLNamedType = get_named_type(field.type)
-        if named.name.startswith(("uint", "int")):
-            out.add(name)
-    return frozenset(out & {c.field for c in catalogue.counters})
 
 
 def http_error(status: int, where: str) -> errors.CloudflareError:
@@ -180,28 +181,20 @@ class CloudflareClient:
         self,
         api_url: str,
         credentials: Credentials,
-        catalogue: Catalogue,
         quantiles: tuple[str, ...],
         *,
         timeout: float = 30.0,
         account_based_rate_limit: bool = False,
     ) -> None:
         self._api_url = api_url.rstrip("/")
-        self._catalogue = catalogue
         self._quantiles = quantiles
         self._timeout = timeout
         self._headers = credentials.headers()
         if account_based_rate_limit:
             self._headers["X-Rate-Limit-Type"] = "account-based"
         self._schema = load_schema()
-        self._integer_fields = _integer_sum_fields(self._schema, catalogue)
         self._gql: _ValidateOnceClient | None = None
         self._session: Any = None
-
-    @property
-    def float_fields(self) -> frozenset[str]:
-        """Counter fields the schema types as floats (float64): the rest are integers."""
-        return frozenset(c.field for c in self._catalogue.counters) - self._integer_fields
 
     async def __aenter__(self) -> CloudflareClient:
         transport = AIOHTTPTransport(
@@ -241,58 +234,67 @@ class CloudflareClient:
             raise errors.MalformedResponse("expected exactly one account node")
         return nodes[0]
 
-    async def settings(self, account: str) -> DatasetLimits:
-        node = await self._account_node(account, queries.SETTINGS_QUERY, {"account": account})
-        try:
-            s = node["settings"][self._catalogue.dataset]
-            return DatasetLimits(
-                enabled=bool(s["enabled"]),
-                max_duration=int(s["maxDuration"]),
-                max_page_size=int(s["maxPageSize"]),
-                not_older_than=int(s["notOlderThan"]),
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise errors.MalformedResponse(f"settings: {type(exc).__name__}") from None
+    async def settings(self, account: str, datasets: tuple[Dataset, ...]) -> dict[str, DatasetLimits]:
+        """Each dataset's limits for this account (by dataset name), in one request."""
+        document = queries.settings_query(tuple(d.graphql_node for d in datasets))
+        node = await self._account_node(account, document, {"account": account})
+        out = {}
+        for dataset in datasets:
+            try:
+                s = node["settings"][dataset.graphql_node]
+                out[dataset.dataset] = DatasetLimits(
+                    enabled=bool(s["enabled"]),
+                    max_duration=int(s["maxDuration"]),
+                    max_page_size=int(s["maxPageSize"]),
+                    not_older_than=int(s["notOlderThan"]),
+                )
+            except (KeyError, TypeError, ValueError) as exc:
+                raise errors.MalformedResponse(
+                    f"settings.{dataset.graphql_node}: {type(exc).__name__}"
+                ) from None
+        return out
 
-    async def workers(
-        self, account: str, requests: tuple[queries.AliasRequest, ...], limit: int
-    ) -> WorkersAnswer:
-        """Fetch every alias, following full pages (by script name) until each is complete."""
-        answer = WorkersAnswer(sums={}, quantiles={}, requests=0)
+    async def fetch(
+        self, account: str, requests: tuple[queries.AliasRequest, ...], limits: dict[str, int]
+    ) -> Answer:
+        """Fetch every alias in one request, following full pages (by each dataset's page key) with
+        more requests until each alias is complete. `limits`: the page size by dataset."""
+        answer = Answer(sums={}, quantiles={}, levels={}, requests=0)
         pending = requests
         while pending:
-            document, variables = queries.workers_request(
-                account, pending, limit, self._catalogue, self._quantiles
-            )
+            document, variables = queries.account_request(account, pending, limits, self._quantiles)
             node = await self._account_node(account, document, variables)
             answer.requests += 1
-            pending = tuple(p for p in (self._take(node, r, limit, answer) for r in pending) if p)
+            taken = (self._take(node, r, limits[r.dataset.dataset], answer) for r in pending)
+            pending = tuple(p for p in taken if p)
         return answer
 
     def _take(
-        self, node: Mapping[str, Any], request: queries.AliasRequest, limit: int, answer: WorkersAnswer
+        self, node: Mapping[str, Any], request: queries.AliasRequest, limit: int, answer: Answer
     ) -> queries.AliasRequest | None:
         """Store one alias's rows; return the request for its next page when this one was full."""
-        raw = node.get(request.alias)
+        raw, alias, dataset = node.get(request.alias), request.alias, request.dataset
+        fields = queries.key_fields(dataset, request.shape)
+        rows: dict[SeriesKey, Any]
         if request.shape is queries.Shape.SUMS:
-            sums = sum_rows(raw, request.alias, self._catalogue, self._integer_fields)
-            rows: dict[Any, Any] = sums
-            last = max((script for script, _ in sums), default=None)
+            rows = sum_rows(raw, alias, dataset, fields)
+        elif request.shape is queries.Shape.GAUGES:
+            rows = quantile_rows(raw, alias, dataset, fields, self._quantiles)
         else:
-            quantiles = quantile_rows(raw, request.alias, self._catalogue, self._quantiles)
-            rows = quantiles
-            last = max(quantiles, default=None)
+            rows = level_rows(raw, alias, dataset, fields)
+        page = fields.index(dataset.dimension(dataset.page_key).field)
+        last = max((key[page] for key in rows), default=None)
         full = isinstance(raw, list) and len(raw) >= limit
         if full:
-            # The last script may continue on the next page: ask for it again from there.
+            # The last page key value may continue on the next page: ask for it again from there.
             if last is None or last == request.after:
-                raise errors.QueryRejected(f"{request.alias}: one script has more groups than a page holds")
-            rows = {k: v for k, v in rows.items() if (k[0] if isinstance(k, tuple) else k) != last}
-        store = answer.sums if request.shape is queries.Shape.SUMS else answer.quantiles
-        store.setdefault(request.alias, {}).update(rows)
-        if not full:
-            return None
-        return queries.AliasRequest(request.alias, request.shape, request.start, request.end, after=last)
+                raise errors.QueryRejected(
+                    f"{alias}: one {dataset.page_key} has more groups than a page holds"
+                )
+            rows = {k: v for k, v in rows.items() if k[page] != last}
+        store: dict[str, dict[SeriesKey, Any]] = getattr(answer, _STORE[request.shape])
+        store.setdefault(alias, {}).update(rows)
+        return request.page(last) if full and last is not None else None
 
     async def accounts(self) -> list[Account]:
         """Every account the credential can see, over REST (GraphQL cannot list accounts)."""

@@ -15,6 +15,7 @@ import yaml
 
 from otelbridge.catalogue import load
 from otelbridge.docs import prometheus_name
+from tests.datasets import workers
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "alerts" / "otelbridge.rules.yaml"
@@ -79,9 +80,9 @@ def test_every_alert_has_a_summary_description_and_runbook_section() -> None:
 
 
 def test_rules_use_only_names_otelbridge_exports() -> None:
-    c = load()
-    exported = {prometheus_name(m.name, m.unit, True) for m in c.counters}
-    exported |= {prometheus_name(m.name, m.unit, False) for m in (*c.quantile_gauges, *c.average_gauges)}
+    c, w = load(), workers()
+    exported = {prometheus_name(m.name, m.unit, True) for m in w.counters}
+    exported |= {prometheus_name(m.name, m.unit, False) for m in (*w.quantile_gauges, *w.average_gauges)}
     exported |= {prometheus_name(m.name, m.unit, m.kind == "counter") for m in c.self_metrics}
     groups = yaml.safe_load(RULES.read_text())["groups"]
     used = {name for group in groups for rule in group["rules"] for name in re.findall(METRIC, rule["expr"])}

@@ -17,6 +17,7 @@ from otelbridge import server, snapshot, telemetry
 from otelbridge.bridge import Bridge
 from otelbridge.clock import ManualClock
 from otelbridge.simulator import Simulator
+from tests.datasets import workers
 
 
 async def test_harness_measures_scrapes_against_the_baseline_with_equal_values() -> None:
@@ -135,6 +136,6 @@ async def test_snapshot_counts_series_and_drops_as_it_materialises_them(
 
 
 def _workers_instruments(bridge: Bridge) -> list[str]:
-    c = bridge.catalogue
+    c = workers(bridge.catalogue)
     names = [i.name for i in c.counters] + [g.name for g in c.quantile_gauges]
     return names + [a.name for a in c.average_gauges]

@@ -19,6 +19,7 @@ from otelbridge.clock import ManualClock
 from otelbridge.config import Config
 from otelbridge.simulator import Simulator
 from otelbridge.windows import floor_minute
+from tests.datasets import WORKERS
 from tests.metrics_text import SeriesValues, expected_counters, expected_quantiles
 
 pytestmark = pytest.mark.e2e
@@ -58,7 +59,7 @@ async def run_hour(bridge: Bridge, clock: ManualClock, minutes: int = 30) -> Non
 
 
 def truth(sim: Simulator, bridge: Bridge, start: Any, now: Any) -> SeriesValues:
-    end = next(iter(bridge.accounts.values())).ledger.counted
+    end = next(iter(bridge.accounts.values())).ledgers[WORKERS].counted
     return expected_counters(sim.traffic, bridge.catalogue, bridge.accounts, start, end, as_of=now)
 
 

@@ -22,6 +22,7 @@ from otelbridge.clock import ManualClock
 from otelbridge.config import Config
 from otelbridge.docs import prometheus_name
 from otelbridge.simulator import Simulator
+from tests.datasets import workers
 
 pytestmark = pytest.mark.e2e
 __all__ = ["remote_write_collector", "served"]  # fixtures used here
@@ -53,10 +54,10 @@ def bridge_exporting_nowhere(
 
 
 def catalogue_names(bridge: Bridge) -> set[str]:
-    c = bridge.catalogue
+    c = workers(bridge.catalogue)
     names = {prometheus_name(m.name, m.unit, True) for m in c.counters}
     names |= {prometheus_name(m.name, m.unit, False) for m in (*c.quantile_gauges, *c.average_gauges)}
-    names |= {prometheus_name(m.name, m.unit, m.kind == "counter") for m in c.self_metrics}
+    names |= {prometheus_name(m.name, m.unit, m.kind == "counter") for m in bridge.catalogue.self_metrics}
     return names
 
 
@@ -81,7 +82,8 @@ async def test_promtool_finds_only_the_quantile_label_on_gauges(
         [promtool_binary, "check", "metrics"], input=page, capture_output=True, text=True, timeout=60
     )
     findings = [line for line in (checked.stdout + checked.stderr).splitlines() if line.strip()]
-    quantile_gauges = {prometheus_name(g.name, g.unit, False) for g in bridge.catalogue.quantile_gauges}
+    gauges = workers(bridge.catalogue).quantile_gauges
+    quantile_gauges = {prometheus_name(g.name, g.unit, False) for g in gauges}
     unexpected = []
     for line in findings:
         accepted = QUANTILE_LABEL.match(line)

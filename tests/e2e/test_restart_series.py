@@ -19,6 +19,7 @@ from test_bridge_pipeline import as_series
 from otelbridge.catalogue import load as load_catalogue
 from otelbridge.simulator import Traffic
 from otelbridge.windows import floor_minute
+from tests.datasets import WORKERS
 from tests.integration.test_process import SECRET, Proc, _first_start, bridge_env, free_port, get, wait_for
 from tests.metrics_text import expected_counters
 
@@ -75,7 +76,7 @@ def test_instance_label_and_totals_survive_kill_9(
     assert (state / "instance-id").read_text().strip() == instance
 
     saved = json.loads((state / "state.json").read_text())
-    ends = {datetime.fromisoformat(a["counted"]) for a in saved["accounts"].values()}
+    ends = {datetime.fromisoformat(a[WORKERS]["counted"]) for a in saved["accounts"].values()}
     assert len(ends) == 1
     end = ends.pop()
     start = floor_minute(_first_start(log))

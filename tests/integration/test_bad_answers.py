@@ -22,6 +22,7 @@ from otelbridge.config import Config
 from otelbridge.simulator import Simulator
 from otelbridge.windows import floor_minute
 from tests.certs import self_signed
+from tests.datasets import GAUGES, OPEN, SETTLING, WORKERS
 from tests.metrics_text import api_requests, expected_counters, parse_prometheus
 from tests.tamper import TamperProxy, workers_node
 
@@ -52,7 +53,7 @@ def up(bridge: Bridge) -> dict[str, bool]:
     return {a: s.up for a, s in bridge.accounts.items()}
 
 
-def first_row(body: Any, alias: str = "open") -> dict[str, Any]:
+def first_row(body: Any, alias: str = OPEN) -> dict[str, Any]:
     node = workers_node(body)
     assert node is not None and node[alias], "the answer should have rows to spoil"
     row: dict[str, Any] = node[alias][0]
@@ -70,7 +71,7 @@ def set_sum(field: str, value: Any) -> Callable[[Any], Any]:
 def duplicate_row(body: Any) -> Any:
     node = workers_node(body)
     assert node is not None
-    node["open"].append(dict(node["open"][0]))
+    node[OPEN].append(dict(node[OPEN][0]))
     return body
 
 
@@ -87,12 +88,12 @@ def drop_sum(body: Any) -> Any:
 def rows_not_a_list(body: Any) -> Any:
     node = workers_node(body)
     assert node is not None
-    node["open"] = {"rows": node["open"]}
+    node[OPEN] = {"rows": node[OPEN]}
     return body
 
 
 def null_quantile(body: Any) -> Any:
-    first_row(body, "quantiles")["quantiles"]["cpuTimeP99"] = None
+    first_row(body, GAUGES)["quantiles"]["cpuTimeP99"] = None
     return body
 
 
@@ -104,7 +105,7 @@ def no_account_node(body: Any) -> Any:
 def missing_alias(body: Any) -> Any:
     node = workers_node(body)
     assert node is not None
-    del node["open"]
+    del node[OPEN]
     return body
 
 
@@ -156,7 +157,7 @@ async def _recovers_exactly(bridge: Bridge, sim: Simulator, clock: ManualClock, 
     clock.advance(60)
     await bridge.poll_once()
     assert all(up(bridge).values())
-    end = next(iter(bridge.accounts.values())).ledger.counted
+    end = next(iter(bridge.accounts.values())).ledgers[WORKERS].counted
     assert end == floor_minute(clock.now() - bridge.config.delay)
     want = expected_counters(sim.traffic, bridge.catalogue, bridge.accounts, start, end, as_of=clock.now())
     assert counters(bridge) == want
@@ -378,7 +379,7 @@ async def test_script_name_with_quotes_backslashes_and_newlines_is_exported_inta
     def rename(body: Any) -> Any:
         node = workers_node(body)
         assert node is not None
-        for alias in ("open", "settling", "quantiles"):
+        for alias in (OPEN, SETTLING, GAUGES):
             for row in node.get(alias) or []:
                 if row["dimensions"]["scriptName"] == "api-gateway":
                     row["dimensions"]["scriptName"] = odd
@@ -391,5 +392,5 @@ async def test_script_name_with_quotes_backslashes_and_newlines_is_exported_inta
     exported = parse_prometheus(bridge.page.page.body.decode())
     names = {dict(labels).get("faas_name") for _, labels in exported}
     assert odd in names
-    ledger_names = {script for s in bridge.accounts.values() for script, _ in s.ledger.totals}
+    ledger_names = {script for s in bridge.accounts.values() for script, _ in s.ledgers[WORKERS].totals}
     assert odd in ledger_names

@@ -15,6 +15,7 @@ from otelbridge.clock import ManualClock
 from otelbridge.config import Config
 from otelbridge.simulator import Simulator
 from otelbridge.windows import floor_minute
+from tests.datasets import WORKERS
 from tests.metrics_text import expected_counters, expected_quantiles, otlp_values, parse_prometheus
 from tests.otlp_receiver import OtlpReceiver
 
@@ -74,7 +75,7 @@ async def test_simulated_hour_with_ingestion_delay_is_exact(
 
     accounts = list(bridge.accounts)
     assert len(accounts) == 3
-    counted = {a: s.ledger.counted for a, s in bridge.accounts.items()}
+    counted = {a: s.ledgers[WORKERS].counted for a, s in bridge.accounts.items()}
     assert set(counted.values()) == {floor_minute(now - bridge.config.delay)}
     end = counted[accounts[0]]
     want = expected_counters(sim.traffic, bridge.catalogue, accounts, start, end, as_of=now)
@@ -151,7 +152,7 @@ async def test_poll_interval_and_delay_combinations_never_gap_or_double(
             clock.advance(poll)
         now = clock.now()
         accounts = list(bridge.accounts)
-        end = bridge.accounts[accounts[0]].ledger.counted
+        end = bridge.accounts[accounts[0]].ledgers[WORKERS].counted
         want = expected_counters(
             sim.traffic, bridge.catalogue, accounts, start, end, as_of=bridge_last_poll(now, poll)
         )

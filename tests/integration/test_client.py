@@ -15,13 +15,11 @@ from otelbridge.cloudflare.errors import QueryRejected
 from otelbridge.cloudflare.queries import AliasRequest, Shape
 from otelbridge.simulator import Simulator
 from otelbridge.windows import floor_minute
+from tests.datasets import WORKERS, workers
 
 
 def client(sim: Simulator) -> CloudflareClient:
-    catalogue = load()
-    return CloudflareClient(
-        sim.base_url, Credentials(token=Secret("sim-token")), catalogue, catalogue.default_quantiles
-    )
+    return CloudflareClient(sim.base_url, Credentials(token=Secret("sim-token")), load().default_quantiles)
 
 
 async def test_invalid_query_is_refused_locally_and_never_sent(sim: Simulator) -> None:
@@ -35,10 +33,10 @@ async def test_invalid_query_is_refused_locally_and_never_sent(sim: Simulator) -
 async def test_each_document_is_validated_once(sim: Simulator, clock: ManualClock) -> None:
     account = sim.traffic.accounts[0].tag
     end = floor_minute(clock.now())
-    requests = (AliasRequest("open", Shape.SUMS, end - timedelta(minutes=5), end),)
+    requests = (AliasRequest(workers(), "open", Shape.SUMS, end - timedelta(minutes=5), end),)
     async with client(sim) as c:
         for _ in range(3):
-            await c.workers(account, requests, 10_000)
+            await c.fetch(account, requests, {WORKERS: 10_000})
         assert c._gql is not None and len(c._gql._validated) == 1
     assert len(sim.query_log) == 3
 
@@ -49,11 +47,12 @@ async def test_full_pages_are_followed_by_script_name(sim: Simulator, clock: Man
     start = end - timedelta(minutes=30)
     want = sim.traffic.series_totals(account, start, end)
     assert len(want) > 12
-    requests = (AliasRequest("open", Shape.SUMS, start, end),)
+    requests = (AliasRequest(workers(), "open", Shape.SUMS, start, end),)
     async with client(sim) as c:
-        answer = await c.workers(account, requests, 7)  # a tiny page: many follow-up requests
-    fields = [counter.field for counter in load().counters]
-    got = {key: dict(zip(fields, vector, strict=True)) for key, vector in answer.sums["open"].items()}
+        answer = await c.fetch(account, requests, {WORKERS: 7})  # a tiny page: many follow-up requests
+    fields = [counter.field for counter in workers().counters]
+    rows = answer.sums[f"{WORKERS}_open"]
+    got = {key: dict(zip(fields, vector, strict=True)) for key, vector in rows.items()}
     assert got == want
     assert answer.requests > 2
 
@@ -61,5 +60,5 @@ async def test_full_pages_are_followed_by_script_name(sim: Simulator, clock: Man
 async def test_settings_are_read(sim: Simulator) -> None:
     sim.knobs.not_older_than = 86_400
     async with client(sim) as c:
-        limits = await c.settings(sim.traffic.accounts[0].tag)
+        limits = (await c.settings(sim.traffic.accounts[0].tag, (workers(),)))[WORKERS]
     assert limits.not_older_than == 86_400 and limits.max_page_size == 10_000

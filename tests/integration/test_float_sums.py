@@ -18,6 +18,7 @@ from otelbridge.clock import ManualClock
 from otelbridge.docs import prometheus_name
 from otelbridge.simulator import Simulator, Traffic
 from otelbridge.windows import MINUTE, floor_minute
+from tests.datasets import WORKERS, workers
 from tests.metrics_text import parse_prometheus
 
 BOUND = Fraction(1, 2**52) + Fraction(1, 2**106)  # relative: 2**-53 twice, and their product
@@ -63,9 +64,9 @@ async def test_decimal_float_sums_stay_within_the_bound_and_integers_are_exact(
             await bridge.start()
     await bridge.poll_once()
     now = clock.now()
-    end = next(iter(bridge.accounts.values())).ledger.counted
+    end = next(iter(bridge.accounts.values())).ledgers[WORKERS].counted
     got = parse_prometheus(bridge.page.page.body.decode())
-    counters: dict[str, SourcedMetric] = {c.field: c for c in bridge.catalogue.counters}
+    counters: dict[str, SourcedMetric] = {c.field: c for c in workers(bridge.catalogue).counters}
 
     checked = naive_outside = order_dependent = 0
     for account in bridge.accounts:
@@ -93,7 +94,7 @@ async def test_decimal_float_sums_stay_within_the_bound_and_integers_are_exact(
                 naive_outside += not within_bound(forward, exact[key][field])
     print(f"checked {checked}, order dependent {order_dependent}, naive outside {naive_outside}")
     # Cloudflare's data only grew: regrouped rows rounding a little lower are no revision.
-    assert [s.ledger.corrections for s in bridge.accounts.values()] == [0] * len(bridge.accounts)
+    assert [s.ledgers[WORKERS].corrections for s in bridge.accounts.values()] == [0] * len(bridge.accounts)
     assert checked > 50
     assert order_dependent > 0, "the data must be able to show order-dependent rounding"
     assert naive_outside > 0, "a naive float sum must be seen to leave the bound"

@@ -22,6 +22,7 @@ from otelbridge.cloudflare.credentials import Credentials, Secret
 from otelbridge.config import Config
 from otelbridge.simulator import Simulator
 from otelbridge.windows import floor_minute
+from tests.datasets import WORKERS
 from tests.metrics_text import SeriesValues, expected_counters, parse_prometheus
 
 Served = Callable[[Bridge], Awaitable[tuple[SeriesValues, dict[str, Any]]]]
@@ -86,7 +87,7 @@ async def test_unwritable_state_dir_keeps_outputs_fresh_and_heals_exactly(
     with caplog.at_level(logging.INFO, logger="otelbridge.state"):
         for cycle in range(1, 4):
             await bridge.poll_once()
-            end = next(iter(bridge.accounts.values())).ledger.counted
+            end = next(iter(bridge.accounts.values())).ledgers[WORKERS].counted
             want = expected_counters(sim.traffic, bridge.catalogue, bridge.accounts, start, end, clock.now())
             assert workers_counters(bridge) == want, f"cycle {cycle}: /metrics was not refreshed"
             metrics, status = await read_endpoints(bridge)
@@ -117,7 +118,7 @@ async def test_unwritable_state_dir_keeps_outputs_fresh_and_heals_exactly(
     second = make_bridge(config)
     await second.start()
     await second.poll_once()
-    end = next(iter(second.accounts.values())).ledger.counted
+    end = next(iter(second.accounts.values())).ledgers[WORKERS].counted
     want = expected_counters(sim.traffic, second.catalogue, second.accounts, start, end, clock.now())
     assert workers_counters(second) == want
     assert sorted(p.name for p in state_dir.iterdir()) == ["instance-id", "state.json"]

@@ -13,13 +13,13 @@ import pytest
 from graphql import print_ast
 
 from otelbridge.bridge import Bridge
-from otelbridge.catalogue import STATUS, MetricChoice
-from otelbridge.catalogue import load as load_catalogue
+from otelbridge.catalogue import Dataset, MetricChoice
 from otelbridge.clock import ManualClock
 from otelbridge.cloudflare import queries
 from otelbridge.config import Config, ConfigError, load
 from otelbridge.simulator import Simulator
 from otelbridge.windows import floor_minute
+from tests.datasets import STATUS, WORKERS, workers
 from tests.metrics_text import SeriesValues, parse_prometheus
 
 # The names users chart and alert on; they are fixed, whatever else changes.
@@ -38,7 +38,7 @@ def lean_truth(
 ) -> SeriesValues:
     """Ground truth in the lean shape, from the simulator's own totals: requests by status,
     errors, CPU time and billable duration summed over statuses per script."""
-    duration = next(c for c in load_catalogue().counters if c.field == "duration")
+    duration = next(c for c in workers().counters if c.field == "duration")
     from otelbridge.docs import prometheus_name
 
     duration_name = prometheus_name(duration.name, duration.unit, True)
@@ -79,7 +79,7 @@ async def test_lean_default_is_exact_and_small(
     start = floor_minute(clock.now() - bridge.config.lookback)
     now = await _run(bridge, clock, 30)
     accounts = list(bridge.accounts)
-    end = bridge.accounts[accounts[0]].ledger.counted
+    end = bridge.accounts[accounts[0]].ledgers[WORKERS].counted
 
     got = parse_prometheus(bridge.page.page.body.decode())
     counters = {k: v for k, v in got.items() if k[0].endswith("_total")}
@@ -106,7 +106,7 @@ async def test_full_profile_exports_every_metric_with_status(
     lean_series, full_series = lean.current().series, full.current().series
     assert full_series > 4 * lean_series
     names = {name for name, _ in parse_prometheus(full.page.page.body.decode())}
-    catalogue = load_catalogue()
+    catalogue = workers()
     assert len([n for n in names if n.endswith("_total")]) == len(catalogue.counters)
     assert len([n for n in names if not n.endswith("_total")]) == len(catalogue.quantile_gauges) + len(
         catalogue.average_gauges
@@ -130,7 +130,7 @@ async def test_a_metric_turned_on_later_starts_from_everything_counted(
     choice = (("cloudflare.workers.subrequests", MetricChoice(enabled=True)),)
     second = make_bridge(replace(lean, metrics=choice))
     now = await _run(second, clock, 10)
-    end = next(iter(second.accounts.values())).ledger.counted
+    end = next(iter(second.accounts.values())).ledgers[WORKERS].counted
     got = {k: v for k, v in parse_prometheus(second.page.page.body.decode()).items() if "subrequests" in k[0]}
     want = {}
     for account in second.accounts:
@@ -142,18 +142,23 @@ async def test_a_metric_turned_on_later_starts_from_everything_counted(
 
 
 def test_queries_ask_only_for_gauges_that_are_on() -> None:
-    catalogue = load_catalogue()
+    catalogue = workers()
     lean, full = catalogue.select("lean"), catalogue.select("full")
-    request = queries.AliasRequest("q", queries.Shape.QUANTILES, datetime(2026, 1, 1), datetime(2026, 1, 1))
-    lean_text = print_ast(queries.workers_request("a" * 32, (request,), 100, lean, ("0.99",))[0])
-    full_text = print_ast(queries.workers_request("a" * 32, (request,), 100, full, ("0.99",))[0])
+
+    def text(dataset: Dataset) -> str:
+        request = queries.AliasRequest(
+            dataset, "q", queries.Shape.GAUGES, datetime(2026, 1, 1), datetime(2026, 1, 1)
+        )
+        return print_ast(queries.account_request("a" * 32, (request,), {WORKERS: 100}, ("0.99",))[0])
+
+    lean_text, full_text = text(lean), text(full)
     assert "cpuTimeP99" in lean_text and "cpuTimeP99" in full_text
     assert "wallTimeP99" not in lean_text and "wallTimeP99" in full_text
     assert "sampleInterval" not in lean_text and "sampleInterval" in full_text
 
 
 def test_counters_keep_every_field_and_choices_apply() -> None:
-    catalogue = load_catalogue()
+    catalogue = workers()
     selected = catalogue.select(
         "lean",
         {

@@ -20,6 +20,7 @@ import pytest
 from otelbridge.catalogue import load as load_catalogue
 from otelbridge.simulator import Traffic
 from otelbridge.windows import floor_minute
+from tests.datasets import WORKERS
 from tests.metrics_text import expected_counters, parse_prometheus
 
 SECRET = "cfsecret-7Hq2Lz9WxV4mN8pR3tY6uB1cE5dA0fG"
@@ -148,7 +149,7 @@ def test_kill_9_and_restart_keep_totals_exact_and_the_token_secret(
     first.kill9()
     assert (state / "state.json").exists()
     saved = json.loads((state / "state.json").read_text())
-    start = min(datetime.fromisoformat(a["counted"]) for a in saved["accounts"].values())
+    start = min(datetime.fromisoformat(a[WORKERS]["counted"]) for a in saved["accounts"].values())
     start = floor_minute(start)
 
     first_log_size = (tmp_path / "bridge.log").stat().st_size

@@ -10,6 +10,7 @@ from otelbridge.clock import ManualClock
 from otelbridge.config import Config
 from otelbridge.simulator import Simulator
 from otelbridge.windows import floor_minute
+from tests.datasets import WORKERS
 from tests.metrics_text import expected_counters, parse_prometheus
 from tests.tamper import TamperProxy
 
@@ -47,8 +48,8 @@ async def test_a_small_budget_is_never_exceeded_and_totals_still_converge(
     clock.advance(300)
     bridge.budget.limit = 300
     await bridge.poll_once()
-    end = next(iter(bridge.accounts.values())).ledger.counted
-    assert all(s.ledger.counted == end for s in bridge.accounts.values())
+    end = next(iter(bridge.accounts.values())).ledgers[WORKERS].counted
+    assert all(s.ledgers[WORKERS].counted == end for s in bridge.accounts.values())
     want = expected_counters(sim.traffic, bridge.catalogue, bridge.accounts, start, end, as_of=clock.now())
     got = {
         k: v for k, v in parse_prometheus(bridge.page.page.body.decode()).items() if k[0].endswith("_total")

@@ -16,6 +16,7 @@ from otelbridge.clock import ManualClock
 from otelbridge.config import Config
 from otelbridge.simulator import Simulator
 from otelbridge.windows import floor_minute
+from tests.datasets import WORKERS
 from tests.metrics_text import expected_counters, parse_prometheus
 
 
@@ -40,11 +41,11 @@ async def test_restart_continues_exactly_after_a_crash_and_downtime(
     clock.advance(13 * 60)
     second = make_bridge(config)
     await second.start()
-    assert {a: s.ledger.counted for a, s in second.accounts.items()} == {
-        a: s.ledger.counted for a, s in first.accounts.items()
+    assert {a: s.ledgers[WORKERS].counted for a, s in second.accounts.items()} == {
+        a: s.ledgers[WORKERS].counted for a, s in first.accounts.items()
     }
     await second.poll_once()
-    end = next(iter(second.accounts.values())).ledger.counted
+    end = next(iter(second.accounts.values())).ledgers[WORKERS].counted
     assert end == floor_minute(clock.now() - config.delay)
     want = expected_counters(sim.traffic, second.catalogue, second.accounts, start, end, as_of=clock.now())
     assert counters(second) == want
@@ -134,7 +135,7 @@ async def test_outage_is_caught_up_in_one_request_per_account(
     sim.reset_log()
     await bridge.poll_once()
     assert len([e for e in sim.query_log if e.endpoint == "graphql"]) == len(bridge.accounts)
-    end = next(iter(bridge.accounts.values())).ledger.counted
+    end = next(iter(bridge.accounts.values())).ledgers[WORKERS].counted
     want = expected_counters(sim.traffic, bridge.catalogue, bridge.accounts, start, end, as_of=clock.now())
     assert counters(bridge) == want
     assert end == floor_minute(clock.now() - timedelta(minutes=1))

@@ -14,9 +14,10 @@ from otelbridge.clock import ManualClock
 from otelbridge.cloudflare.answers import QuantileRow
 from otelbridge.config import Config
 from otelbridge.exposition import MetricsPage
-from otelbridge.ledger import AccountLedger, Rows
+from otelbridge.ledger import Ledger, Rows
 from otelbridge.simulator import Simulator
 from otelbridge.windows import MINUTE, Timing, floor_minute, plan
+from tests.datasets import WORKERS, workers
 from tests.metrics_text import expected_counters, parse_prometheus
 
 T0 = datetime(2026, 11, 26, 0, 0, tzinfo=UTC)
@@ -29,17 +30,19 @@ MAX_SERIES = 2 * PER_ROUND + BACK
 QUANTILES = ("0.99",)
 TIMING = Timing(delay=MINUTE, settle=timedelta(minutes=5), quantile_window=timedelta(minutes=5))
 CATALOGUE = load()
+WORKERS_CATALOGUE = workers(CATALOGUE)
 REQUESTS = "cloudflare_workers_requests_total"
 INVOCATION = "cloudflare_workers_invocation_"
 
 
 def vector(requests: int) -> tuple[float, ...]:
-    return tuple(requests if c.field != "duration" else requests * 0.1 for c in CATALOGUE.counters)
+    return tuple(requests if c.field != "duration" else requests * 0.1 for c in WORKERS_CATALOGUE.counters)
 
 
 def quantile_row() -> QuantileRow:
-    values = {CATALOGUE.quantile_field(g, q): 1000.0 for g in CATALOGUE.quantile_gauges for q in QUANTILES}
-    return QuantileRow(values, {a.field: 1.0 for a in CATALOGUE.average_gauges})
+    w = WORKERS_CATALOGUE
+    values = {w.quantile_field(g, q): 1000.0 for g in w.quantile_gauges for q in QUANTILES}
+    return QuantileRow(values, {a.field: 1.0 for a in w.average_gauges})
 
 
 def requests_by_script(body: bytes) -> dict[str, float]:
@@ -54,7 +57,7 @@ def test_churning_scripts_never_overflow_and_their_storage_is_released() -> None
     page = MetricsPage(telemetry.cardinality_limits(MAX_SERIES))
     provider = telemetry.meter_provider([page.reader], CATALOGUE, lambda: current[0], telemetry.resource("t"))
     floats = ("duration", "requestDuration")
-    ledger = AccountLedger.starting_at(tuple(c.field for c in CATALOGUE.counters), T0, floats)
+    ledger = Ledger.starting_at(WORKERS_CATALOGUE.fields, T0, floats)
     ledger.idle_ttl = TTL
     exported: list[dict[str, float]] = []
     try:
@@ -66,9 +69,10 @@ def test_churning_scripts_never_overflow_and_their_storage_is_released() -> None
             settling: Rows = {(s, "success"): vector(3) for s in active + returning}
             open_rows: Rows = {(s, "success"): vector(2) for s in active + returning}
             ledger.apply(p, settling, open_rows)
-            health = {ACCOUNT: snapshot.AccountHealth(True, 0.1, {s: quantile_row() for s in active})}
+            gauges = {WORKERS: {(s,): quantile_row() for s in active}}
+            health = {ACCOUNT: snapshot.AccountHealth(True, 0.1, gauges)}
             current[0] = snapshot.build(
-                CATALOGUE, QUANTILES, {ACCOUNT: ledger}, health, snapshot.Health(), now, MAX_SERIES
+                CATALOGUE, QUANTILES, {ACCOUNT: {WORKERS: ledger}}, health, snapshot.Health(), now, MAX_SERIES
             )
             body = page.render().body
 
@@ -108,13 +112,13 @@ async def test_the_bridge_forgets_idle_series_and_never_counts_a_minute_twice(
         clock.advance(60)
     await bridge.poll_once()
     now = clock.now()
-    assert all(s.ledger.idle_ttl == ttl for s in bridge.accounts.values())
-    forgotten = sum(s.ledger.forgotten for s in bridge.accounts.values())
+    assert all(s.ledgers[WORKERS].idle_ttl == ttl for s in bridge.accounts.values())
+    forgotten = sum(s.ledgers[WORKERS].forgotten for s in bridge.accounts.values())
     assert forgotten > 0
     page = bridge.page.page.body.decode()
     assert sum(parse_prometheus(page, prefix="otelbridge_series_forgotten").values()) == forgotten
 
-    end = next(iter(bridge.accounts.values())).ledger.counted
+    end = next(iter(bridge.accounts.values())).ledgers[WORKERS].counted
     want = expected_counters(sim.traffic, bridge.catalogue, list(bridge.accounts), start, end, as_of=now)
     got = {k: v for k, v in parse_prometheus(page).items() if k[0] == REQUESTS}
     kept = [k for k in want if k[0] == REQUESTS and k in got]

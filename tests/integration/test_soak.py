@@ -13,6 +13,7 @@ from otelbridge.clock import ManualClock
 from otelbridge.config import Config
 from otelbridge.simulator import Simulator
 from otelbridge.windows import floor_minute
+from tests.datasets import WORKERS
 from tests.metrics_text import expected_counters, parse_prometheus
 
 OUTAGES = (range(30, 40), range(80, 90))  # minutes of the run when the API is unreachable
@@ -59,7 +60,7 @@ async def test_soak_two_hours_of_faults_outages_restarts_and_late_data(
     await bridge.poll_once()
     outcomes.update(bridge.outcomes)
 
-    end = next(iter(bridge.accounts.values())).ledger.counted
+    end = next(iter(bridge.accounts.values())).ledgers[WORKERS].counted
     assert end == floor_minute(clock.now() - config.delay)
     want = expected_counters(sim.traffic, bridge.catalogue, bridge.accounts, start, end, as_of=clock.now())
     got = {

@@ -16,9 +16,10 @@ import pytest
 
 from otelbridge.bridge import Bridge
 from otelbridge.config import Config
-from otelbridge.ledger import AccountLedger
+from otelbridge.ledger import Ledger
 from otelbridge.simulator import Simulator
 from otelbridge.state import StateStore, write_atomically
+from tests.datasets import WORKERS
 
 
 def test_the_directory_is_fsynced_after_the_rename(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -52,13 +53,13 @@ def test_a_failed_save_leaves_no_temporary_file(tmp_path: Path) -> None:
 
 
 def _spoil_number(document: dict[str, Any], text: str) -> str:
-    account = next(iter(document["accounts"].values()))
+    account = next(iter(document["accounts"].values()))[WORKERS]
     account["totals"][0][2][0] = "SPOIL"
     return json.dumps(document).replace('"SPOIL"', text)
 
 
 def _naive(document: dict[str, Any]) -> str:
-    for account in document["accounts"].values():
+    for account in (a[WORKERS] for a in document["accounts"].values()):
         for key in ("settled", "counted"):
             account[key] = account[key].split("+")[0]
     return json.dumps(document)
@@ -88,7 +89,7 @@ async def test_non_finite_numbers_and_naive_times_are_set_aside(
     await first.poll_once()
     path = config.state_dir / "state.json"
     document = json.loads(path.read_text())
-    assert "+00:00" in next(iter(document["accounts"].values()))["settled"]
+    assert "+00:00" in next(iter(document["accounts"].values()))[WORKERS]["settled"]
     path.write_text(SPOILERS[spoil](document))
 
     second = make_bridge(config)
@@ -96,13 +97,13 @@ async def test_non_finite_numbers_and_naive_times_are_set_aside(
         await second.start()
     assert "moved it to" in caplog.text
     assert list(config.state_dir.glob("state.json.bad-*"))
-    assert all(not s.ledger.totals for s in second.accounts.values()), "counting starts fresh"
+    assert all(not s.ledgers[WORKERS].totals for s in second.accounts.values()), "counting starts fresh"
 
 
 def test_a_ledger_that_cannot_be_written_as_json_is_a_failed_save(tmp_path: Path) -> None:
-    ledger = AccountLedger.starting_at(("requests",), datetime(2026, 11, 26, 9, 0, tzinfo=UTC))
+    ledger = Ledger.starting_at(("requests",), datetime(2026, 11, 26, 9, 0, tzinfo=UTC))
     ledger.totals[("s", "success")] = (float("nan"),)
     store = StateStore(tmp_path, "http://api")
-    assert not store.persist({"a": ledger})
+    assert not store.persist({"a": {WORKERS: ledger}})
     assert "ValueError" in store.health.last_error
     assert not (tmp_path / "state.json").exists()

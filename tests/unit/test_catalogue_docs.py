@@ -9,6 +9,7 @@ from graphql import GraphQLObjectType, get_named_type
 from otelbridge.catalogue import load
 from otelbridge.cloudflare.client import load_schema
 from otelbridge.docs import metrics_markdown
+from tests.datasets import workers
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -25,12 +26,13 @@ def test_docs_are_fresh() -> None:
 
 
 def test_every_catalogue_field_exists_in_the_schema() -> None:
-    catalogue = load()
+    catalogue = workers()
     sums = _fields("AccountWorkersInvocationsAdaptiveSum")
     quantiles = _fields("AccountWorkersInvocationsAdaptiveQuantiles")
     averages = _fields("AccountWorkersInvocationsAdaptiveAvg")
     for c in catalogue.counters:
         assert c.field in sums
+        assert c.type == ("integer" if sums[c.field].startswith(("uint", "int")) else "float"), c.field
     for g in catalogue.quantile_gauges:
         for q in catalogue.available_quantiles:
             assert catalogue.quantile_field(g, q) in quantiles
@@ -39,7 +41,7 @@ def test_every_catalogue_field_exists_in_the_schema() -> None:
 
 
 def test_microsecond_fields_become_seconds_and_gb_seconds_stay() -> None:
-    catalogue = load()
+    catalogue = workers()
     by_field = {c.field: c for c in catalogue.counters}
     for name in ("cpuTimeUs", "wallTime", "requestDuration"):
         assert by_field[name].unit == "s" and by_field[name].divisor == 1_000_000
@@ -47,3 +49,12 @@ def test_microsecond_fields_become_seconds_and_gb_seconds_stay() -> None:
     assert by_field["duration"].api_unit == "GBy.s"
     gauges = {g.field: g for g in catalogue.quantile_gauges}
     assert gauges["duration"].divisor == 1 and gauges["cpuTime"].divisor == 1_000_000
+
+
+def test_dimension_types_and_the_time_filter_agree_with_the_schema() -> None:
+    catalogue = workers()
+    dimensions = _fields("AccountWorkersInvocationsAdaptiveDimensions")
+    for d in catalogue.dimensions:
+        integer = dimensions[d.field].startswith(("uint", "int"))
+        assert d.type == ("integer" if integer else "string"), d.field
+    assert catalogue.time_filter in dimensions

@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from dashboards.generate import Family, families, family_dashboard, generate, render
-from otelbridge.catalogue import SourcedMetric, load
+from otelbridge.catalogue import Dimension, SourcedMetric, load
 from otelbridge.docs import prometheus_name
+from tests.datasets import workers
 
 DASHBOARDS = Path(__file__).resolve().parents[2] / "dashboards"
 
@@ -48,19 +49,19 @@ def test_every_panel_has_a_unit_a_description_and_the_data_source_variable() -> 
 
 
 def test_every_catalogue_metric_is_on_a_dashboard() -> None:
-    catalogue, boards = load(), committed()
+    catalogue, boards = workers(), committed()
     text = "\n".join(exprs(b) for b in boards.values())
     metrics = [prometheus_name(c.name, c.unit, True) for c in catalogue.counters]
     metrics += [
         prometheus_name(g.name, g.unit, False)
         for g in (*catalogue.quantile_gauges, *catalogue.average_gauges)
     ]
-    metrics += [prometheus_name(m.name, m.unit, m.kind == "counter") for m in catalogue.self_metrics]
+    metrics += [prometheus_name(m.name, m.unit, m.kind == "counter") for m in load().self_metrics]
     assert [m for m in metrics if m not in text] == []
 
 
 def test_units_follow_the_catalogue() -> None:
-    board = committed()[families()[load().dataset].file]
+    board = committed()[families()[workers().dataset].file]
     units = {p["title"]: p["fieldConfig"]["defaults"]["unit"] for p in panels(board)}
     assert units["CPU time"] == units["CPU time per request (mean)"] == "s"
     assert units["Response body size"] == "bytes" and units["Response body size per second"] == "Bps"
@@ -70,14 +71,20 @@ def test_units_follow_the_catalogue() -> None:
 
 def test_a_new_dataset_family_needs_data_only() -> None:
     """Another catalogue (dataset, metrics) and a families entry make a dashboard of its own."""
-    base = load()
+    base = workers()
     requests = SourcedMetric("cloudflare.r2.requests", "requests", "{request}", "R2 operations.")
     errors = SourcedMetric("cloudflare.r2.errors", "errors", "{error}", "Failed R2 operations.")
     size = SourcedMetric("cloudflare.r2.object_size", "objectBytes", "By", "Bytes of objects.")
     r2 = replace(
         base,
         dataset="r2OperationsAdaptiveGroups",
-        attributes={"cloudflare.r2.action": "the R2 operation"},
+        dimensions=(
+            Dimension("bucket.name", "bucketName", "the bucket"),
+            Dimension("cloudflare.r2.action", "actionType", "the R2 operation", optional=True),
+        ),
+        counter_key=("bucket.name", "cloudflare.r2.action"),
+        page_key="bucket.name",
+        gauge_key=("bucket.name",),
         counters=(requests, errors, size),
         quantile_gauges=(),
         average_gauges=(),

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from otelbridge import exact
-from otelbridge.ledger import AccountLedger
+from otelbridge.ledger import Ledger
 from otelbridge.windows import MINUTE, Timing, plan
 
 T0 = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
@@ -35,9 +35,9 @@ def test_decode_refuses_what_no_float_sum_can_be() -> None:
             exact.decode(text)
 
 
-def feed(rows: list[float], floats: tuple[str, ...]) -> AccountLedger:
+def feed(rows: list[float], floats: tuple[str, ...]) -> Ledger:
     """One row per cycle, each settling one minute."""
-    ledger = AccountLedger.starting_at(FIELDS, T0, floats)
+    ledger = Ledger.starting_at(FIELDS, T0, floats)
     timing = Timing(delay=MINUTE, settle=MINUTE, quantile_window=MINUTE)
     for i, value in enumerate(rows):
         p = plan(T0 + timedelta(minutes=i + 2), ledger.settled, ledger.counted, timing)
@@ -62,12 +62,12 @@ def test_state_files_hold_exact_sums_and_older_files_are_converted() -> None:
     ledger = feed(rows, ("duration",))
     document = ledger.to_json()
     assert document["floats"] == ["duration"]
-    assert AccountLedger.from_json(document, FIELDS) == ledger
+    assert Ledger.from_json(document, FIELDS) == ledger
 
     older = feed(rows, ())  # a ledger from before: plain float sums, no `floats`
     document = older.to_json()
     del document["floats"], document["seen"]
-    loaded = AccountLedger.from_json(document, FIELDS)
+    loaded = Ledger.from_json(document, FIELDS)
     loaded.count_exactly(("duration",))
     before = older.totals[KEY][1]
     assert exact.quotient(int(loaded.totals[KEY][1])) == before  # taken exactly as it was

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from otelbridge import exact
-from otelbridge.ledger import AccountLedger, Rows
+from otelbridge.ledger import Ledger, Rows
 from otelbridge.windows import MINUTE, Timing, plan
 
 T0 = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
@@ -15,7 +15,7 @@ KEY = ("s", "success")
 TIMING = Timing(delay=MINUTE, settle=timedelta(hours=2), quantile_window=MINUTE)
 
 
-def cycle(ledger: AccountLedger, minute: int, open_rows: Rows) -> AccountLedger:
+def cycle(ledger: Ledger, minute: int, open_rows: Rows) -> Ledger:
     p = plan(T0 + timedelta(minutes=minute), ledger.settled, ledger.counted, TIMING)
     assert p.settling.empty
     ledger.apply(p, {}, open_rows)
@@ -23,7 +23,7 @@ def cycle(ledger: AccountLedger, minute: int, open_rows: Rows) -> AccountLedger:
 
 
 def test_one_downward_revision_is_counted_once_while_it_lasts() -> None:
-    ledger = cycle(AccountLedger.starting_at(FIELDS, T0), 5, {KEY: (10, 1)})
+    ledger = cycle(Ledger.starting_at(FIELDS, T0), 5, {KEY: (10, 1)})
     for minute in range(6, 12):  # the same lower answer, six cycles in a row
         cycle(ledger, minute, {KEY: (8, 1)})
     assert ledger.totals[KEY] == (10, 1)
@@ -31,7 +31,7 @@ def test_one_downward_revision_is_counted_once_while_it_lasts() -> None:
 
 
 def test_a_further_drop_is_a_new_revision_a_partial_recovery_is_not() -> None:
-    ledger = cycle(AccountLedger.starting_at(FIELDS, T0), 5, {KEY: (10, 1)})
+    ledger = cycle(Ledger.starting_at(FIELDS, T0), 5, {KEY: (10, 1)})
     cycle(ledger, 6, {KEY: (8, 1)})
     cycle(ledger, 7, {KEY: (7, 1)})  # lower still: a second revision
     cycle(ledger, 8, {KEY: (9, 1)})  # rising, still below the exported 10
@@ -44,11 +44,11 @@ def test_a_further_drop_is_a_new_revision_a_partial_recovery_is_not() -> None:
 
 
 def test_a_restart_does_not_count_the_same_revision_again() -> None:
-    ledger = cycle(AccountLedger.starting_at(FIELDS, T0), 5, {KEY: (10, 1)})
+    ledger = cycle(Ledger.starting_at(FIELDS, T0), 5, {KEY: (10, 1)})
     cycle(ledger, 6, {KEY: (8, 1)})
     document = ledger.to_json()
     assert "clamped" not in document  # derived from final + open, so older state files work as they are
-    again = AccountLedger.from_json(document, FIELDS)
+    again = Ledger.from_json(document, FIELDS)
     assert again == ledger
     cycle(again, 7, {KEY: (8, 1)})
     assert again.corrections == 1
@@ -56,7 +56,7 @@ def test_a_restart_does_not_count_the_same_revision_again() -> None:
 
 def test_a_float_field_lower_by_its_rounding_is_no_revision_but_never_lowers_the_counter() -> None:
     fields = ("requests", "duration")
-    ledger = AccountLedger.starting_at(fields, T0, ("duration",))
+    ledger = Ledger.starting_at(fields, T0, ("duration",))
     cycle(ledger, 5, {KEY: (10, 0.30000000000000004)})  # 0.1 + 0.2 answered as one row
     cycle(ledger, 6, {KEY: (10, 0.3)})  # one ulp lower: the same events rounded otherwise
     assert ledger.corrections == 0
@@ -66,10 +66,10 @@ def test_a_float_field_lower_by_its_rounding_is_no_revision_but_never_lowers_the
 
 
 def test_an_open_row_no_longer_answered_is_one_revision_and_survives_a_restart() -> None:
-    ledger = cycle(AccountLedger.starting_at(FIELDS, T0), 5, {KEY: (10, 1)})
+    ledger = cycle(Ledger.starting_at(FIELDS, T0), 5, {KEY: (10, 1)})
     cycle(ledger, 6, {})
     cycle(ledger, 7, {})
     assert ledger.totals[KEY] == (10, 1) and ledger.corrections == 1
-    again = AccountLedger.from_json(ledger.to_json(), FIELDS)
+    again = Ledger.from_json(ledger.to_json(), FIELDS)
     cycle(again, 8, {})
     assert again.corrections == 1

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from otelbridge.ledger import AccountLedger
+from otelbridge.ledger import Ledger
 from otelbridge.windows import MINUTE, Timing, plan
 
 T0 = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
@@ -14,7 +14,7 @@ TIMING = Timing(delay=MINUTE, settle=5 * MINUTE, quantile_window=MINUTE)
 
 
 def test_a_plan_made_for_other_boundaries_is_refused() -> None:
-    ledger = AccountLedger.starting_at(("requests",), T0)
+    ledger = Ledger.starting_at(("requests",), T0)
     stale = plan(T0 + timedelta(minutes=30), T0 - 10 * MINUTE, T0 - 10 * MINUTE, TIMING)
     assert not stale.abandon_open and stale.skipped.empty
     with pytest.raises(ValueError, match="ledger is settled to"):
@@ -23,7 +23,7 @@ def test_a_plan_made_for_other_boundaries_is_refused() -> None:
 
 
 def test_a_plan_that_continues_the_ledger_is_taken() -> None:
-    ledger = AccountLedger.starting_at(("requests",), T0)
+    ledger = Ledger.starting_at(("requests",), T0)
     step = plan(T0 + timedelta(minutes=30), T0, T0, TIMING)
     ledger.apply(step, {("s", "success"): (4,)}, {("s", "success"): (1,)})
     assert ledger.totals == {("s", "success"): (5,)}

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from otelbridge.config import ConfigError, load
-from otelbridge.ledger import AccountLedger, Rows
+from otelbridge.ledger import Ledger, Rows
 from otelbridge.windows import MINUTE, Timing, plan
 
 T0 = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
@@ -16,13 +16,13 @@ TIMING = Timing(delay=MINUTE, settle=timedelta(minutes=5), quantile_window=MINUT
 TTL = timedelta(minutes=30)
 
 
-def cycle(ledger: AccountLedger, minute: int, settling: Rows, open_rows: Rows) -> None:
+def cycle(ledger: Ledger, minute: int, settling: Rows, open_rows: Rows) -> None:
     p = plan(T0 + timedelta(minutes=minute), ledger.settled, ledger.counted, TIMING)
     ledger.apply(p, settling, open_rows)
 
 
 def test_a_series_is_forgotten_ttl_after_its_last_rows_and_restarts_from_zero() -> None:
-    ledger = AccountLedger.starting_at(FIELDS, T0)
+    ledger = Ledger.starting_at(FIELDS, T0)
     ledger.idle_ttl = TTL
     key = ("gone", "success")
     cycle(ledger, 10, {key: (4,)}, {key: (1,)})  # last rows: watermark 10:09
@@ -39,7 +39,7 @@ def test_a_series_is_forgotten_ttl_after_its_last_rows_and_restarts_from_zero() 
 
 
 def test_a_series_with_open_rows_is_never_forgotten() -> None:
-    ledger = AccountLedger.starting_at(FIELDS, T0)
+    ledger = Ledger.starting_at(FIELDS, T0)
     ledger.idle_ttl = TTL
     key = ("slow", "success")
     cycle(ledger, 10, {}, {key: (1,)})
@@ -53,13 +53,13 @@ def test_a_series_with_open_rows_is_never_forgotten() -> None:
 
 
 def test_last_seen_survives_a_restart_and_older_files_count_as_seen_now() -> None:
-    ledger = AccountLedger.starting_at(FIELDS, T0)
+    ledger = Ledger.starting_at(FIELDS, T0)
     cycle(ledger, 10, {("a", "success"): (1,)}, {})
     cycle(ledger, 20, {("b", "success"): (1,)}, {})
     document = ledger.to_json()
-    assert AccountLedger.from_json(document, FIELDS).seen == ledger.seen
+    assert Ledger.from_json(document, FIELDS).seen == ledger.seen
     del document["seen"]
-    assert set(AccountLedger.from_json(document, FIELDS).seen.values()) == {ledger.counted}
+    assert set(Ledger.from_json(document, FIELDS).seen.values()) == {ledger.counted}
 
 
 def test_idle_series_ttl_is_configured_and_checked() -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from otelbridge.ledger import AccountLedger
+from otelbridge.ledger import Ledger
 from otelbridge.state import StateStore
 
 FIELDS = ("requests", "errors")
@@ -23,8 +23,8 @@ T0 = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
 API = "http://127.0.0.1:1/client/v4"
 
 
-def ledger(scripts: int, value: int) -> AccountLedger:
-    out = AccountLedger.starting_at(FIELDS, T0)
+def ledger(scripts: int, value: int) -> Ledger:
+    out = Ledger.starting_at(FIELDS, T0)
     out.counted = out.settled = T0 + timedelta(minutes=value)
     out.final = {(f"script-{i}", "success"): (value * i, i) for i in range(scripts)}
     out.totals = dict(out.final)
@@ -32,7 +32,7 @@ def ledger(scripts: int, value: int) -> AccountLedger:
     return out
 
 
-def as_json(ledgers: dict[str, AccountLedger]) -> dict[str, Any]:
+def as_json(ledgers: dict[str, Ledger]) -> dict[str, Any]:
     return {a: lg.to_json() for a, lg in ledgers.items()}
 
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from otelbridge.ledger import AccountLedger
+from otelbridge.ledger import Ledger
 from otelbridge.windows import MINUTE, Range, Timing, floor_minute, plan
 
 T0 = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
@@ -49,8 +49,8 @@ def expected(
     return out
 
 
-def drive(poll_times: list[datetime], timing: Timing, ingestion: timedelta, start: datetime) -> AccountLedger:
-    ledger = AccountLedger.starting_at(FIELDS, start)
+def drive(poll_times: list[datetime], timing: Timing, ingestion: timedelta, start: datetime) -> Ledger:
+    ledger = Ledger.starting_at(FIELDS, start)
     for now in poll_times:
         p = plan(now, ledger.settled, ledger.counted, timing)
         ledger.apply(p, query(p.settling, now, ingestion), query(p.open, now, ingestion))
@@ -97,7 +97,7 @@ def test_minutes_older_than_retention_are_a_counted_gap() -> None:
     p = plan(now, T0, T0, timing)
     assert p.skipped.start == T0
     assert p.skipped.end == floor_minute(now - timedelta(hours=1)) + MINUTE
-    ledger = AccountLedger.starting_at(FIELDS, T0)
+    ledger = Ledger.starting_at(FIELDS, T0)
     ledger.apply(p, {}, {})
     assert ledger.gap_minutes == p.skipped.minutes == 121  # 10:00 up to 12:01
 
@@ -106,7 +106,7 @@ def test_open_minutes_past_retention_keep_their_last_value() -> None:
     timing = Timing(
         delay=MINUTE, settle=timedelta(minutes=30), quantile_window=MINUTE, not_older_than=timedelta(hours=1)
     )
-    ledger = AccountLedger.starting_at(FIELDS, T0)
+    ledger = Ledger.starting_at(FIELDS, T0)
     first = plan(T0 + timedelta(minutes=20), ledger.settled, ledger.counted, timing)
     ledger.apply(first, {}, {("s", "success"): (5, 0)})
     later = plan(T0 + timedelta(hours=3), ledger.settled, ledger.counted, timing)
@@ -118,7 +118,7 @@ def test_open_minutes_past_retention_keep_their_last_value() -> None:
 
 def test_lower_value_never_lowers_a_counter_and_is_counted() -> None:
     timing = Timing(delay=MINUTE, settle=timedelta(minutes=10), quantile_window=MINUTE)
-    ledger = AccountLedger.starting_at(FIELDS, T0)
+    ledger = Ledger.starting_at(FIELDS, T0)
     p1 = plan(T0 + timedelta(minutes=5), ledger.settled, ledger.counted, timing)
     ledger.apply(p1, {}, {("s", "success"): (10, 1)})
     p2 = plan(T0 + timedelta(minutes=6), ledger.settled, ledger.counted, timing)
@@ -128,7 +128,7 @@ def test_lower_value_never_lowers_a_counter_and_is_counted() -> None:
 
 
 def test_state_round_trip_and_rejects_foreign_fields() -> None:
-    ledger = AccountLedger.starting_at(FIELDS, T0)
+    ledger = Ledger.starting_at(FIELDS, T0)
     p = plan(
         T0 + timedelta(minutes=20),
         ledger.settled,
@@ -136,10 +136,10 @@ def test_state_round_trip_and_rejects_foreign_fields() -> None:
         Timing(MINUTE, timedelta(minutes=5), MINUTE),
     )
     ledger.apply(p, {("a", "success"): (3, 0)}, {("odd név.ü", "internalError"): (2.5, 1)})
-    again = AccountLedger.from_json(ledger.to_json(), FIELDS)
+    again = Ledger.from_json(ledger.to_json(), FIELDS)
     assert again == ledger
     with pytest.raises(ValueError):
-        AccountLedger.from_json(ledger.to_json(), ("requests",))
+        Ledger.from_json(ledger.to_json(), ("requests",))
 
 
 @settings(max_examples=300, deadline=None)
