@@ -53,6 +53,7 @@ async def test_before_the_first_poll_every_account_is_down_with_no_poll_time(
     sim: Simulator, make_config: Callable[..., Config], make_bridge: Callable[..., Bridge]
 ) -> None:
     bridge = make_bridge(make_config(accounts=tuple(a.tag for a in sim.traffic.accounts)))
+    assert (bridge.status()["series"], bridge.status()["series_dropped"]) == (0, 0)
     await bridge.start()
     bridge.page.render()  # as `otelbridge run` does before it starts polling
     text = bridge.page.page.body.decode()
