@@ -214,3 +214,14 @@ def test_state_metrics_only_when_state_is_kept_and_lag_never_negative() -> None:
     none = build(CATALOGUE, process=snapshot.Health(), ledgers=ledgers)
     assert not none.observe("otelbridge.state.up") and not none.observe("otelbridge.state.save.failures")
     assert observed(none, "otelbridge.ratelimit.used") == {frozenset(): 0}
+
+
+def test_a_float_field_not_held_exactly_is_still_summed_over_statuses_correctly_rounded() -> None:
+    """A ledger that holds no exact fields: the answer's JSON numbers may be ints and floats."""
+    plain = AccountLedger.starting_at(FIELDS, T0)
+    durations = {"success": BIG, "error": 1e-16, "x": 1}  # summed in any order, never math.fsum's
+    rows = {("api", status): vector(1, d) for status, d in durations.items()}
+    plain.apply(plan(T0 + timedelta(minutes=10), plain.settled, plain.counted, TIMING), rows, {})
+    snap = build(CATALOGUE.select("lean"), ledgers={"acc-1": plain})
+    duration = next(c.name for c in CATALOGUE.counters if c.field == "duration")
+    assert observed(snap, duration) == {key(account="acc-1", script="api"): math.fsum(durations.values())}
