@@ -106,3 +106,10 @@ def test_a_ledger_that_cannot_be_written_as_json_is_a_failed_save(tmp_path: Path
     assert not store.persist({"a": ledger})
     assert "ValueError" in store.health.last_error
     assert not (tmp_path / "state.json").exists()
+
+
+def test_before_the_first_save_the_status_shows_state_ok(
+    make_config: Callable[..., Config], make_bridge: Callable[..., Bridge]
+) -> None:
+    bridge = make_bridge(make_config())
+    assert bridge.status()["state"] == {"ok": True, "last_error": None, "failures": 0}

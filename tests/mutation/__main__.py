@@ -69,6 +69,7 @@ TARGETS = {
             (
                 STATE,
                 "tests/integration/test_state_file.py",
+                "tests/integration/test_instance_id.py",
                 f"{EXACT_SUMS}::test_state_files_hold_exact_sums_and_older_files_are_converted",
                 f"{HEALTH}::test_unwritable_state_dir_keeps_outputs_fresh_and_heals_exactly",
                 f"{RESTART}::test_unusable_state_is_set_aside_and_counting_starts_fresh",
