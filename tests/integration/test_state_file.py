@@ -46,7 +46,7 @@ def test_a_failed_save_leaves_no_temporary_file(tmp_path: Path) -> None:
     with pytest.raises(OSError):
         store.save({})
     assert sorted(p.name for p in tmp_path.iterdir()) == ["state.json"]
-    assert not store.persist({})
+    assert store.persist({}) is False
     assert sorted(p.name for p in tmp_path.iterdir()) == ["state.json"]
     assert store.health.failures == 1 and not store.health.ok
 
