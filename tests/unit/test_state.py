@@ -208,3 +208,15 @@ def test_a_file_of_plain_float_sums_from_before_exact_sums_loads(store: StateSto
     del document["accounts"]["a" * 32]["floats"]
     store.path.write_text(json.dumps(document), encoding="utf-8")
     assert store.load(FIELDS) == {"a" * 32: older}
+
+
+def test_the_instance_id_is_written_once_not_with_every_save(store: StateStore) -> None:
+    store.persist({"a" * 32: ledger(3, 2)})
+    assert not (store.directory / "instance-id").exists()  # no id asked for, none written
+    chosen = store.instance_id()
+    path = store.directory / "instance-id"
+    written = (path.stat().st_ino, path.stat().st_mtime_ns)  # each write is a new file renamed over it
+    for value in range(3):
+        store.persist({"a" * 32: ledger(3, value)})
+    assert (path.stat().st_ino, path.stat().st_mtime_ns) == written
+    assert path.read_text().strip() == chosen
