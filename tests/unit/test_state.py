@@ -220,3 +220,7 @@ def test_the_instance_id_is_written_once_not_with_every_save(store: StateStore) 
         store.persist({"a" * 32: ledger(3, value)})
     assert (path.stat().st_ino, path.stat().st_mtime_ns) == written
     assert path.read_text().strip() == chosen
+    restarted = StateStore(store.directory, API)  # reads the id back: nothing to write either
+    assert restarted.instance_id() == chosen
+    restarted.persist({"a" * 32: ledger(3, 5)})
+    assert (path.stat().st_ino, path.stat().st_mtime_ns) == written
