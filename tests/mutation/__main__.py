@@ -61,6 +61,7 @@ TARGETS = {
                 "tests/integration/test_rate_budget.py",
                 f"{LOGS}::test_one_info_line_per_poll_with_what_it_counted",
                 f"{LOGS}::test_retries_name_the_account",
+                f"{LOGS}::test_a_failed_poll_settles_nothing_again",
             ),
         ),
         Target(
