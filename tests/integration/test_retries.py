@@ -212,3 +212,18 @@ async def test_a_timeout_is_retried_within_the_cycle(
         await assert_exact(bridge, sim, clock)
     finally:
         await proxy.stop()
+
+
+async def test_the_jitter_spreads_each_pause_over_half_to_one_and_a_half_times_the_backoff(
+    sim: Simulator, clock: ManualClock, make_bridge: Callable[..., Bridge]
+) -> None:
+    sleeps = Sleeps()
+    bridge = make_bridge(retry=RetryPolicy(attempts=2, backoff=1.0), sleep=sleeps)
+    await first_good_cycle(bridge, clock)
+    sim.knobs.server_error_probability = 1.0
+    while len(sleeps.seen) < 180:  # one pause per account and cycle
+        await bridge.poll_once()
+        clock.advance(60)
+    assert all(0.5 <= s <= 1.5 for s in sleeps.seen)
+    # Uniform over [0.5, 1.5): 180 draws all above 0.6 (or all below 1.4) happen once in 10^8 runs.
+    assert min(sleeps.seen) < 0.6 and max(sleeps.seen) > 1.4
