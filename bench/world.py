@@ -173,11 +173,8 @@ class Served:
         """Wait for the OTLP export the last poll started in the background (if any); returns the
         seconds waited. A bridge with OTLP on exports after every poll: measurements call this
         between cycles, so one cycle's export does not run into the next cycle's poll."""
-        task = self.bridge._otlp_task
-        if task is None or task.done():
-            return 0.0
         started = time.perf_counter()
-        await task
+        await self.bridge.otlp_idle()
         return time.perf_counter() - started
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from otelbridge.ledger import SeriesKey, Vector
+from otelbridge.snapshot import per_script
 from otelbridge.windows import MINUTE, Range
 
 WINDOW = timedelta(hours=1)
@@ -65,12 +66,9 @@ class History:
         loop (it touches no state). None when the poll made no minute final."""
         if settled.empty:
             return None
-        requests: dict[str, float] = {}
-        errors: dict[str, float] = {}
-        r, e = self._requests, self._errors
-        for (script, _status), vector in rows.items():
-            requests[script] = requests.get(script, 0.0) + vector[r]
-            errors[script] = errors.get(script, 0.0) + vector[e]
+        summed = per_script(rows, (self._requests, self._errors))
+        requests = {script: values[0] for script, values in summed.items()}
+        errors = {script: values[1] for script, values in summed.items()}
         top = heapq.nlargest(TOP_PER_POINT, requests.items(), key=lambda item: (item[1], item[0]))
         scripts = {script: (count, errors[script]) for script, count in top}
         return Point(settled.start, settled.end, sum(requests.values()), sum(errors.values()), scripts)

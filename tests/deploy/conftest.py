@@ -19,20 +19,14 @@ import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import NoReturn
 
 import pytest
 
 from tests.integration.test_process import Proc, free_port, get, wait_for
+from tests.require import missing
 
 ROOT = Path(__file__).resolve().parents[2]
 SIM_TOKEN = "cfdeploy-Zq81mVt3Ks0Lw5Xn2Hd7Rb4"
-
-
-def missing(reason: str) -> NoReturn:
-    if os.environ.get("OTELBRIDGE_REQUIRE_E2E") == "1":
-        pytest.fail(f"{reason} (OTELBRIDGE_REQUIRE_E2E=1 forbids skipping)", pytrace=False)
-    pytest.skip(reason)
 
 
 def run_build_script(name: str, env_variable: str) -> str:

@@ -171,7 +171,13 @@ async def prove_dashboards(bridge: Bridge, clock: ManualClock, sim: Simulator, p
     busiest = max(requests_one, key=lambda k: two[k] - one[k])
     selector = REQUESTS + "{" + ",".join(f'{k}="{v}"' for k, v in busiest[1]) + "}"
     await asyncio.to_thread(check_panels_against_truth, prom, selector, one[busiest], one, two)
-    total, empty = await asyncio.to_thread(every_query_returns_data, prom)
+    # rate() needs two scrapes of a series; one that appeared with the last pages (the export
+    # counter) may have one so far: give Prometheus a few more 1 s scrapes before judging.
+    for _ in range(10):
+        total, empty = await asyncio.to_thread(every_query_returns_data, prom)
+        if not empty:
+            break
+        await asyncio.sleep(1)
     assert empty == [], f"{len(empty)} of {total} queries returned nothing: {empty}"
     print(f"{total} dashboard queries, all with data")
     return total

@@ -72,7 +72,7 @@ async def test_promtool_finds_only_the_quantile_label_on_gauges(
 ) -> None:
     bridge = bridge_exporting_nowhere(make_config, make_bridge, monkeypatch)
     await run_hour(bridge, clock, minutes=3)
-    await asyncio.sleep(1.5)  # the failing export in the background
+    await bridge.otlp_idle()  # the failing export in the background, counted on the next page
     await bridge.poll_once()
     page = await page_of(await served(bridge))
     # Every catalogue metric is on the page, so promtool judges all of them.
@@ -106,7 +106,7 @@ async def test_every_name_on_metrics_arrives_through_the_collector(
     instance = "otlp-names"
     bridge = otlp_bridge(make_config, make_bridge, remote_write_collector, "grpc", monkeypatch, instance)
     await run_hour(bridge, clock, minutes=3)
-    await asyncio.sleep(1)  # one export done, so the export counter is on the next page
+    await bridge.otlp_idle()  # one export done, so the export counter is on the next page
     await bridge.poll_once()
     scraped = names_on(await page_of(await served(bridge)))
     assert catalogue_names(bridge) <= scraped

@@ -47,13 +47,6 @@ async def otlp(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[OtlpReceiver]:
     await receiver.stop()
 
 
-async def exports_done(bridge: Bridge) -> None:
-    """Wait for the background OTLP export the last poll started (exports never overlap)."""
-    task = bridge._otlp_task
-    if task is not None:
-        await task
-
-
 async def test_simulated_hour_with_ingestion_delay_is_exact(
     sim: Simulator,
     clock: ManualClock,
@@ -68,7 +61,7 @@ async def test_simulated_hour_with_ingestion_delay_is_exact(
     for _ in range(60):
         await bridge.poll_once()
         clock.advance(60)
-    await exports_done(bridge)
+    await bridge.otlp_idle()
     otlp.requests.clear()  # keep only the export of the last poll's collection
     await bridge.poll_once()
     now = clock.now()
@@ -87,7 +80,7 @@ async def test_simulated_hour_with_ingestion_delay_is_exact(
     assert parse_prometheus(await scrape(bridge, gzip=True)) == got
 
     # OTLP carried the very same values: the requests the production exporter sent over HTTP.
-    await exports_done(bridge)
+    await bridge.otlp_idle()
     assert bridge.outcomes_otlp["success"] >= 1 and not bridge.outcomes_otlp["failure"]
     assert otlp_values(otlp.requests, bridge.catalogue) == got
 

@@ -69,3 +69,15 @@ async def test_an_id_not_saved_at_start_is_saved_with_the_next_state(
     await bridge.poll_once()
     assert (blocker / "state" / "instance-id").read_text().strip() == chosen
     assert instance_of(make_bridge(config)) == chosen
+
+
+@pytest.mark.parametrize(("length", "kept"), [(128, True), (129, False)])
+def test_an_id_file_is_used_up_to_128_characters(
+    length: int, kept: bool, make_config: Callable[..., Config], make_bridge: Callable[..., Bridge]
+) -> None:
+    config = make_config()
+    assert config.state_dir is not None
+    config.state_dir.mkdir(parents=True)
+    saved = "i" * length
+    (config.state_dir / "instance-id").write_text(saved + "\n")
+    assert (instance_of(make_bridge(config)) == saved) is kept

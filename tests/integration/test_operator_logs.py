@@ -67,6 +67,23 @@ async def test_retries_name_the_account(
     assert sorted(line.split(":")[0] for line in retries) == sorted(f"account {a}" for a in bridge.accounts)
 
 
+async def test_a_failed_poll_settles_nothing_again(
+    caplog: pytest.LogCaptureFixture, sim: Simulator, clock: ManualClock, make_bridge: Callable[..., Bridge]
+) -> None:
+    caplog.set_level(logging.INFO)
+    bridge = make_bridge()
+    await bridge.start()
+    await bridge.poll_once()
+    points = {a: len(bridge.history.points(a)) for a in bridge.accounts}
+    clock.advance(60)
+    sim.knobs.server_error_probability = 1.0
+    await bridge.poll_once()
+    first, failed = poll_lines(caplog)
+    assert ", 0 Worker requests settled, " not in first
+    assert ", 0 up, " in failed and ", 0 Worker requests settled, " in failed
+    assert {a: len(bridge.history.points(a)) for a in bridge.accounts} == points
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -53,6 +53,7 @@ async def test_before_the_first_poll_every_account_is_down_with_no_poll_time(
     sim: Simulator, make_config: Callable[..., Config], make_bridge: Callable[..., Bridge]
 ) -> None:
     bridge = make_bridge(make_config(accounts=tuple(a.tag for a in sim.traffic.accounts)))
+    assert (bridge.status()["series"], bridge.status()["series_dropped"]) == (0, 0)
     await bridge.start()
     bridge.page.render()  # as `otelbridge run` does before it starts polling
     text = bridge.page.page.body.decode()
@@ -211,3 +212,19 @@ async def test_a_timeout_is_retried_within_the_cycle(
         await assert_exact(bridge, sim, clock)
     finally:
         await proxy.stop()
+
+
+async def test_the_jitter_spreads_each_pause_over_half_to_one_and_a_half_times_the_backoff(
+    sim: Simulator, clock: ManualClock, make_bridge: Callable[..., Bridge]
+) -> None:
+    sleeps = Sleeps()
+    bridge = make_bridge(retry=RetryPolicy(attempts=3, backoff=1.0), sleep=sleeps)
+    await first_good_cycle(bridge, clock)
+    sim.knobs.server_error_probability = 1.0
+    while len(sleeps.seen) < 240:  # two pauses per account and cycle: about 1 s, then about 2 s
+        await bridge.poll_once()
+        clock.advance(60)
+    first, second = sleeps.seen[::2], sleeps.seen[1::2]
+    assert all(0.5 <= s <= 1.5 for s in first) and all(1.0 <= s <= 3.0 for s in second)
+    # Uniform draws: 120 all above 0.6 (or all below 1.4) happen about once in 150000 runs.
+    assert min(first) < 0.6 and max(first) > 1.4 and max(second) > 2.0

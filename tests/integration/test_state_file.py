@@ -47,7 +47,7 @@ def test_a_failed_save_leaves_no_temporary_file(tmp_path: Path) -> None:
     with pytest.raises(OSError):
         store.save({})
     assert sorted(p.name for p in tmp_path.iterdir()) == ["state.json"]
-    assert not store.persist({})
+    assert store.persist({}) is False
     assert sorted(p.name for p in tmp_path.iterdir()) == ["state.json"]
     assert store.health.failures == 1 and not store.health.ok
 
@@ -107,3 +107,10 @@ def test_a_ledger_that_cannot_be_written_as_json_is_a_failed_save(tmp_path: Path
     assert not store.persist({"a": {WORKERS: ledger}})
     assert "ValueError" in store.health.last_error
     assert not (tmp_path / "state.json").exists()
+
+
+def test_before_the_first_save_the_status_shows_state_ok(
+    make_config: Callable[..., Config], make_bridge: Callable[..., Bridge]
+) -> None:
+    bridge = make_bridge(make_config())
+    assert bridge.status()["state"] == {"ok": True, "last_error": None, "failures": 0}

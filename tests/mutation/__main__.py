@@ -22,6 +22,9 @@ BAD_ANSWERS = "tests/integration/test_bad_answers.py"
 RESTART = "tests/integration/test_restart.py"
 EXACT = "tests/integration/test_bridge_exact.py"
 STATE = "tests/unit/test_state.py"
+HEALTH = "tests/integration/test_health.py"
+EXACT_SUMS = "tests/unit/test_exact_sums.py"
+LOGS = "tests/integration/test_operator_logs.py"
 TARGETS = {
     t.name: t
     for t in (
@@ -35,6 +38,9 @@ TARGETS = {
             "otelbridge/ledger.py",
             (
                 "tests/unit/test_ledger_guards.py",
+                "tests/unit/test_ledger_corrections.py",
+                "tests/unit/test_ledger_idle.py",
+                EXACT_SUMS,
                 "tests/unit/test_windows_ledger.py",
                 f"{STATE}::test_saved_state_loads_back_equal",
                 f"{STATE}::test_a_state_file_with_a_bad_ledger_is_set_aside",
@@ -53,6 +59,9 @@ TARGETS = {
                 f"{BAD_ANSWERS}::test_budget_error_with_http_429_is_recognised",
                 f"{BAD_ANSWERS}::test_account_without_access_is_down_and_others_keep_going",
                 "tests/integration/test_rate_budget.py",
+                f"{LOGS}::test_one_info_line_per_poll_with_what_it_counted",
+                f"{LOGS}::test_retries_name_the_account",
+                f"{LOGS}::test_a_failed_poll_settles_nothing_again",
             ),
         ),
         Target(
@@ -60,6 +69,10 @@ TARGETS = {
             "otelbridge/state.py",
             (
                 STATE,
+                "tests/integration/test_state_file.py",
+                "tests/integration/test_instance_id.py",
+                f"{EXACT_SUMS}::test_state_files_hold_exact_sums_and_older_files_are_converted",
+                f"{HEALTH}::test_unwritable_state_dir_keeps_outputs_fresh_and_heals_exactly",
                 f"{RESTART}::test_unusable_state_is_set_aside_and_counting_starts_fresh",
                 f"{RESTART}::test_state_of_another_api_is_not_used",
                 f"{RESTART}::test_restart_continues_exactly_after_a_crash_and_downtime",
@@ -74,6 +87,9 @@ TARGETS = {
             "snapshot",
             "otelbridge/snapshot.py",
             (
+                "tests/unit/test_snapshot.py",
+                "tests/integration/test_lean.py::test_full_profile_exports_every_metric_with_status",
+                f"{HEALTH}::test_unwritable_state_dir_keeps_outputs_fresh_and_heals_exactly",
                 f"{EXACT}::test_quantiles_are_the_apis_values_for_the_group_in_seconds",
                 f"{RESTART}::test_restart_continues_exactly_after_a_crash_and_downtime",
                 "tests/integration/test_retries.py::test_before_the_first_poll_every_account_is_down_with_no_poll_time",

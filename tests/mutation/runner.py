@@ -76,11 +76,12 @@ def load_equivalents(path: Path) -> dict[str, str]:
         if not raw.strip() or raw.lstrip().startswith("#"):
             continue
         parts = [p.strip() for p in raw.split(" | ")]
-        if len(parts) != 5 or not parts[4]:
+        if len(parts) < 5 or not parts[-1]:
             raise ValueError(
                 f"{path}: expected `module | line:column | operator | before -> after | reason`: {raw}"
             )
-        out[" | ".join(parts[:4])] = parts[4]
+        # The mutant's text may hold " | " itself (a union type); the reason is the last field.
+        out[" | ".join(parts[:-1])] = parts[-1]
     return out
 
 

@@ -101,9 +101,6 @@ def input_type(schema: GraphQLSchema, name: str) -> GraphQLInputObjectType:
     return t
 
 
-@pytest.mark.skipif(
-    not FULL_SCHEMA.exists(), reason=f"Cloudflare's published schema not found at {FULL_SCHEMA}"
-)
 @pytest.mark.parametrize("dataset", sorted(SPECS))
 def test_simulated_dataset_matches_its_subset_and_published_node(dataset: str) -> None:
     """The subset declares exactly the dimensions and aggregates the simulator serves; every

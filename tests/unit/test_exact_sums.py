@@ -85,3 +85,11 @@ def test_a_field_that_stops_being_float_is_handed_back_rounded_once() -> None:
     assert ledger.floats == frozenset()
     with pytest.raises(ValueError):
         ledger.count_exactly(("nope",))
+
+
+def test_every_field_may_be_a_float_field() -> None:
+    ledger = AccountLedger.starting_at(("duration",), T0, ("duration",))
+    timing = Timing(delay=MINUTE, settle=MINUTE, quantile_window=MINUTE)
+    ledger.apply(plan(T0 + timedelta(minutes=2), ledger.settled, ledger.counted, timing), {KEY: (0.1,)}, {})
+    assert ledger.totals[KEY] == (exact.units(0.1),)
+    assert AccountLedger.from_json(ledger.to_json(), ("duration",)) == ledger

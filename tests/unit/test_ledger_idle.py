@@ -57,6 +57,10 @@ def test_last_seen_survives_a_restart_and_older_files_count_as_seen_now() -> Non
     cycle(ledger, 10, {("a", "success"): (1,)}, {})
     cycle(ledger, 20, {("b", "success"): (1,)}, {})
     document = ledger.to_json()
+    # State files hold Unix minutes, so files written by any version read the same.
+    unix_minutes = {key: int(when.timestamp()) // 60 for key, when in ledger.seen.items()}
+    assert {(s, st): m for s, st, m in document["seen"]} == unix_minutes
+    assert all(type(m) is int for _, _, m in document["seen"])  # whole minutes
     assert Ledger.from_json(document, FIELDS).seen == ledger.seen
     del document["seen"]
     assert set(Ledger.from_json(document, FIELDS).seen.values()) == {ledger.counted}

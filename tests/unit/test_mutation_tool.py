@@ -6,6 +6,8 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from tests.mutation.mutants import find, valid
 from tests.mutation.runner import Target, equivalent_key, load_equivalents, mutate
 
@@ -93,3 +95,14 @@ def test_a_run_kills_every_mutant_but_the_equivalent_one(tmp_path: Path) -> None
     again = mutate(tmp_path, target, load_equivalents(listing), only_lines=frozenset({mutant.line}))
     assert {o.status for o in again.outcomes} == {"killed", "equivalent"}
     assert again.score == 1.0
+
+
+def test_an_equivalent_mutant_whose_text_holds_the_separator_is_read(tmp_path: Path) -> None:
+    listing = tmp_path / "equivalent.txt"
+    listing.write_text("pkg/m.py | 3:4 | remove | x: int | None = None -> pass | set before it is read\n")
+    assert load_equivalents(listing) == {
+        "pkg/m.py | 3:4 | remove | x: int | None = None -> pass": "set before it is read"
+    }
+    listing.write_text("pkg/m.py | 3:4 | remove | x = 1 -> pass\n")
+    with pytest.raises(ValueError):
+        load_equivalents(listing)

@@ -143,6 +143,10 @@ def corrupt(document: dict[str, Any], change: str) -> None:
         row[2][0] = True
     elif change == "string value":
         row[2][1] = "3"
+    elif change == "exact sum not a string":
+        ledger["floats"] = ["errors"]  # the row holds a plain number where "n/d" belongs
+    elif change == "unknown float field":
+        ledger["floats"] = ["nope"]
     elif change == "settled after counted":
         ledger["settled"] = "2026-11-26T11:00:00+00:00"
 
@@ -156,6 +160,8 @@ CORRUPTIONS = [
     "boolean value",
     "string value",
     "settled after counted",
+    "unknown float field",
+    "exact sum not a string",
 ]
 
 
@@ -173,3 +179,48 @@ def test_the_state_directory_is_created_with_its_parents(tmp_path: Path) -> None
     store = StateStore(tmp_path / "not" / "yet" / "there", API)
     store.save({"a" * 32: ledger(1, 1)})
     assert as_json(store.load(FIELDS)) == as_json({"a" * 32: ledger(1, 1)})
+
+
+def test_saving_every_cycle_keeps_no_file_open(store: StateStore) -> None:
+    store.persist({"a" * 32: ledger(3, 2)})
+    before = len(os.listdir("/proc/self/fd"))
+    for value in range(20):
+        assert store.persist({"a" * 32: ledger(3, value)})
+    assert len(os.listdir("/proc/self/fd")) == before
+
+
+def test_a_nan_anywhere_sets_the_file_aside(store: StateStore) -> None:
+    store.save({"a" * 32: ledger(3, 2)})
+    document = json.loads(store.path.read_text(encoding="utf-8"))
+    document["saved_at"] = "SPOIL"  # a field loading does not even use
+    store.path.write_text(json.dumps(document).replace('"SPOIL"', "NaN"), encoding="utf-8")
+    assert store.load(FIELDS) == {}
+    assert len(list(store.directory.glob("state.json.bad-*"))) == 1
+
+
+def test_a_file_of_plain_float_sums_from_before_exact_sums_loads(store: StateStore) -> None:
+    older = ledger(2, 3)
+    older.final = older.totals = {("s", "success"): (4, 0.30000000000000004)}
+    older.seen = dict.fromkeys(older.final, older.counted)
+    store.save({"a" * 32: older})
+    document = json.loads(store.path.read_text(encoding="utf-8"))
+    assert "0.30000000000000004" in store.path.read_text(encoding="utf-8")
+    del document["accounts"]["a" * 32]["floats"]
+    store.path.write_text(json.dumps(document), encoding="utf-8")
+    assert store.load(FIELDS) == {"a" * 32: older}
+
+
+def test_the_instance_id_is_written_once_not_with_every_save(store: StateStore) -> None:
+    store.persist({"a" * 32: ledger(3, 2)})
+    assert not (store.directory / "instance-id").exists()  # no id asked for, none written
+    chosen = store.instance_id()
+    path = store.directory / "instance-id"
+    written = (path.stat().st_ino, path.stat().st_mtime_ns)  # each write is a new file renamed over it
+    for value in range(3):
+        store.persist({"a" * 32: ledger(3, value)})
+    assert (path.stat().st_ino, path.stat().st_mtime_ns) == written
+    assert path.read_text().strip() == chosen
+    restarted = StateStore(store.directory, API)  # reads the id back: nothing to write either
+    assert restarted.instance_id() == chosen
+    restarted.persist({"a" * 32: ledger(3, 5)})
+    assert (path.stat().st_ino, path.stat().st_mtime_ns) == written
