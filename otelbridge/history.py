@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from otelbridge.ledger import SeriesKey, Vector
-from otelbridge.snapshot import per_script
+from otelbridge.snapshot import project
 from otelbridge.windows import MINUTE, Range
 
 WINDOW = timedelta(hours=1)
@@ -66,9 +66,10 @@ class History:
         loop (it touches no state). None when the poll made no minute final."""
         if settled.empty:
             return None
-        summed = per_script(rows, (self._requests, self._errors))
-        requests = {script: values[0] for script, values in summed.items()}
-        errors = {script: values[1] for script, values in summed.items()}
+        # Summed over every key dimension but the first (the script), exactly as the export does.
+        summed = project(rows, (0,), (self._requests, self._errors))
+        requests = {script: values[0] for (script,), values in summed.items()}
+        errors = {script: values[1] for (script,), values in summed.items()}
         top = heapq.nlargest(TOP_PER_POINT, requests.items(), key=lambda item: (item[1], item[0]))
         scripts = {script: (count, errors[script]) for script, count in top}
         return Point(settled.start, settled.end, sum(requests.values()), sum(errors.values()), scripts)

@@ -88,8 +88,8 @@ def test_a_field_that_stops_being_float_is_handed_back_rounded_once() -> None:
 
 
 def test_every_field_may_be_a_float_field() -> None:
-    ledger = AccountLedger.starting_at(("duration",), T0, ("duration",))
+    ledger = Ledger.starting_at(("duration",), T0, ("duration",))
     timing = Timing(delay=MINUTE, settle=MINUTE, quantile_window=MINUTE)
     ledger.apply(plan(T0 + timedelta(minutes=2), ledger.settled, ledger.counted, timing), {KEY: (0.1,)}, {})
     assert ledger.totals[KEY] == (exact.units(0.1),)
-    assert AccountLedger.from_json(ledger.to_json(), ("duration",)) == ledger
+    assert Ledger.from_json(ledger.to_json(), ("duration",)) == ledger

@@ -77,25 +77,25 @@ def test_an_open_row_no_longer_answered_is_one_revision_and_survives_a_restart()
 
 def test_a_float_field_may_drop_by_two_to_the_minus_52_of_its_value_and_no_more() -> None:
     fields = ("requests", "duration")
-    within = AccountLedger.starting_at(fields, T0, ("duration",))
+    within = Ledger.starting_at(fields, T0, ("duration",))
     cycle(within, 5, {KEY: (10, 1.0)})
     cycle(within, 6, {KEY: (10, 1.0 - 2.0**-52)})  # the most two roundings of 2**-53 can take away
     assert within.corrections == 0
-    beyond = AccountLedger.starting_at(fields, T0, ("duration",))
+    beyond = Ledger.starting_at(fields, T0, ("duration",))
     cycle(beyond, 5, {KEY: (10, 1.0)})
     cycle(beyond, 6, {KEY: (10, 1.0 - 2.0**-51)})
     assert beyond.corrections == 1
 
 
 def test_a_revision_of_one_field_keeps_the_others_rising() -> None:
-    ledger = cycle(AccountLedger.starting_at(FIELDS, T0), 5, {KEY: (10, 1)})
+    ledger = cycle(Ledger.starting_at(FIELDS, T0), 5, {KEY: (10, 1)})
     cycle(ledger, 6, {KEY: (8, 3)})  # requests revised down, errors up
     assert ledger.totals[KEY] == (10, 3) and ledger.corrections == 1
 
 
 def test_open_rows_no_longer_answered_leave_zero_fields_at_zero() -> None:
     zeros = ("z", "success")
-    ledger = cycle(AccountLedger.starting_at(FIELDS, T0), 5, {KEY: (10, 0), zeros: (0, 0)})
+    ledger = cycle(Ledger.starting_at(FIELDS, T0), 5, {KEY: (10, 0), zeros: (0, 0)})
     cycle(ledger, 6, {})
     assert ledger.totals == {KEY: (10, 0), zeros: (0, 0)}
     assert ledger.corrections == 1  # a row of zeros gone takes nothing away

@@ -9,16 +9,19 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from otelbridge import snapshot
-from otelbridge.catalogue import ACCOUNT, QUANTILE, SCRIPT, STATUS, Catalogue
+from otelbridge.catalogue import ACCOUNT, QUANTILE, Catalogue, Dataset
 from otelbridge.catalogue import load as load_catalogue
 from otelbridge.cloudflare.answers import QuantileRow
-from otelbridge.ledger import AccountLedger, Rows, Vector
+from otelbridge.ledger import Ledger, Rows, Vector
 from otelbridge.windows import MINUTE, Timing, plan
+from tests.datasets import STATUS, WORKERS, workers
 
 T0 = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
 TIMING = Timing(delay=MINUTE, settle=timedelta(minutes=5), quantile_window=MINUTE)
 CATALOGUE = load_catalogue()
-FIELDS = tuple(c.field for c in CATALOGUE.counters)
+W = workers(CATALOGUE)
+SCRIPT = W.dimension(W.page_key).attribute
+FIELDS = W.fields
 FLOATS = ("duration",)
 BIG = 1e16  # 1e16 + 1.0 + 1.0 is 1e16 summed left to right, 1e16 + 2 summed exactly
 Attrs = frozenset[tuple[str, str]]
@@ -30,8 +33,8 @@ def vector(requests: int, duration: float) -> Vector:
     return tuple(duration if f == "duration" else base[f] for f in FIELDS)
 
 
-def ledger(rows: Rows) -> AccountLedger:
-    out = AccountLedger.starting_at(FIELDS, T0, floats=FLOATS)
+def ledger(rows: Rows) -> Ledger:
+    out = Ledger.starting_at(FIELDS, T0, floats=FLOATS)
     out.apply(plan(T0 + timedelta(minutes=10), out.settled, out.counted, TIMING), rows, {})
     return out
 
@@ -49,18 +52,20 @@ QUANTILES = ("0.5", "0.99")
 
 
 def quantile_row(seed: float) -> QuantileRow:
-    gauges = CATALOGUE.select("full").quantile_gauges
+    gauges = W.select("full").quantile_gauges
     values = {
-        CATALOGUE.quantile_field(g, q): seed * (i + 1) * (j + 3)
+        W.quantile_field(g, q): seed * (i + 1) * (j + 3)
         for i, g in enumerate(gauges)
         for j, q in enumerate(QUANTILES)
     }
-    return QuantileRow(values, {a.field: seed + 0.5 for a in CATALOGUE.average_gauges})
+    return QuantileRow(values, {a.field: seed + 0.5 for a in W.average_gauges})
 
 
 HEALTH = {
-    "acc-1": snapshot.AccountHealth(True, 1.5, {"api": quantile_row(10.0), "cron": quantile_row(20.0)}),
-    "acc-2": snapshot.AccountHealth(False, 2.5, {"api": quantile_row(30.0)}),
+    "acc-1": snapshot.AccountHealth(
+        True, 1.5, {WORKERS: {("api",): quantile_row(10.0), ("cron",): quantile_row(20.0)}}
+    ),
+    "acc-2": snapshot.AccountHealth(False, 2.5, {WORKERS: {("api",): quantile_row(30.0)}}),
 }
 
 
@@ -69,13 +74,13 @@ def build(
     max_series: int = 10_000,
     process: snapshot.Health | None = None,
     now: datetime | None = None,
-    ledgers: dict[str, AccountLedger] | None = None,
+    ledgers: dict[str, Ledger] | None = None,
 ) -> snapshot.Snapshot:
     ledgers = ledgers if ledgers is not None else {a: ledger(r) for a, r in ROWS.items()}
     return snapshot.build(
         catalogue,
         QUANTILES,
-        ledgers,
+        {account: {WORKERS: one} for account, one in ledgers.items()},
         HEALTH,
         process or snapshot.Health(),
         now or T0 + timedelta(minutes=10),
@@ -99,7 +104,7 @@ def key(**attrs: str) -> Attrs:
 def test_counters_in_exported_units_by_status_or_summed_per_script(profile: str) -> None:
     catalogue = CATALOGUE.select(profile)
     snap = build(catalogue)
-    for i, counter in catalogue.exported_counters:
+    for i, counter in workers(catalogue).exported_counters:
         expected: dict[Attrs, float] = {}
         for account, rows in ROWS.items():
             if STATUS in counter.attributes:
@@ -112,37 +117,39 @@ def test_counters_in_exported_units_by_status_or_summed_per_script(profile: str)
                 for script, values in per_script.items():
                     expected[key(account=account, script=script)] = math.fsum(values) / counter.divisor
         assert observed(snap, counter.name) == expected, counter.name
-    disabled = {c.name for c in catalogue.counters if not c.enabled}
+    disabled = {c.name for c in workers(catalogue).counters if not c.enabled}
     assert all(not snap.observe(name) for name in disabled)
     if profile == "lean":  # the float field summed over statuses exactly, rounded once
-        duration = next(c.name for c in catalogue.counters if c.field == "duration")
+        duration = next(c.name for c in workers(catalogue).counters if c.field == "duration")
         assert observed(snap, duration)[key(account="acc-1", script="api")] == BIG + 2
 
 
 def test_quantile_and_average_gauges_per_script_and_quantile() -> None:
     catalogue = CATALOGUE.select("full")
     snap = build(catalogue)
-    for gauge in catalogue.quantile_gauges:
+    w = workers(catalogue)
+    for gauge in w.quantile_gauges:
         expected = {
-            key(account=account, script=script, quantile=q): row.values[catalogue.quantile_field(gauge, q)]
+            key(account=account, script=script, quantile=q): row.values[w.quantile_field(gauge, q)]
             / gauge.divisor
             for account, health in HEALTH.items()
-            for script, row in health.quantiles.items()
+            for (script,), row in health.quantiles[WORKERS].items()
             for q in QUANTILES
         }
         assert observed(snap, gauge.name) == expected, gauge.name
-    for avg in catalogue.average_gauges:
+    for avg in w.average_gauges:
         expected = {
             key(account=account, script=script): row.averages[avg.field]
             for account, health in HEALTH.items()
-            for script, row in health.quantiles.items()
+            for (script,), row in health.quantiles[WORKERS].items()
         }
         assert observed(snap, avg.name) == expected, avg.name
 
 
 def workers_counts(snap: snapshot.Snapshot, catalogue: Catalogue) -> Counter[str]:
-    names = [c.name for _, c in catalogue.exported_counters]
-    names += [g.name for g in catalogue.quantile_gauges] + [a.name for a in catalogue.average_gauges]
+    w: Dataset = workers(catalogue)
+    names = [c.name for _, c in w.exported_counters]
+    names += [g.name for g in w.quantile_gauges] + [a.name for a in w.average_gauges]
     return Counter({name: len(snap.observe(name)) for name in names})
 
 
@@ -218,10 +225,10 @@ def test_state_metrics_only_when_state_is_kept_and_lag_never_negative() -> None:
 
 def test_a_float_field_not_held_exactly_is_still_summed_over_statuses_correctly_rounded() -> None:
     """A ledger that holds no exact fields: the answer's JSON numbers may be ints and floats."""
-    plain = AccountLedger.starting_at(FIELDS, T0)
+    plain = Ledger.starting_at(FIELDS, T0)
     durations = {"success": BIG, "error": 1e-16, "x": 1}  # summed in any order, never math.fsum's
     rows = {("api", status): vector(1, d) for status, d in durations.items()}
     plain.apply(plan(T0 + timedelta(minutes=10), plain.settled, plain.counted, TIMING), rows, {})
     snap = build(CATALOGUE.select("lean"), ledgers={"acc-1": plain})
-    duration = next(c.name for c in CATALOGUE.counters if c.field == "duration")
+    duration = next(c.name for c in W.counters if c.field == "duration")
     assert observed(snap, duration) == {key(account="acc-1", script="api"): math.fsum(durations.values())}
