@@ -21,7 +21,7 @@ from otelbridge.catalogue import load as load_catalogue
 from otelbridge.simulator import Traffic
 from otelbridge.windows import floor_minute
 from tests.datasets import WORKERS
-from tests.metrics_text import expected_counters, parse_prometheus
+from tests.metrics_text import api_requests, expected_counters, parse_prometheus
 
 SECRET = "cfsecret-7Hq2Lz9WxV4mN8pR3tY6uB1cE5dA0fG"
 
@@ -131,6 +131,8 @@ def consistent_read(port: int) -> tuple[dict[str, Any], str]:
             and all(a["up"] for a in accounts.values())
             and before["accounts"] == after["accounts"]
             and before["api_requests"] == after["api_requests"]
+            # the page is rendered after the poll: until then it shows the previous one
+            and api_requests(body) == {k: float(v) for k, v in before["api_requests"].items()}
         ):
             return before, body
         time.sleep(0.1)
