@@ -27,14 +27,19 @@ class QuantileRow:
     averages: dict[str, float]  # avg field -> value
 
 
-def _number(value: Any, where: str, integer: bool) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise MalformedResponse(f"{where}: expected a number, got {type(value).__name__}")
-    if integer and not isinstance(value, int):
-        raise MalformedResponse(f"{where}: expected an integer, got {value!r}")
-    if not math.isfinite(value) or value < 0:
-        raise MalformedResponse(f"{where}: expected a finite non-negative number, got {value!r}")
-    return value
+def _number(value: Any, integer: bool, *where: object) -> float:
+    """A value of the catalogue's type, finite and not negative; `where` names it in errors (joined
+    only then: an answer holds 10^5 values)."""
+    kind = type(value)  # JSON numbers are exactly int or float (bool is neither)
+    if (kind is int or (kind is float and not integer and math.isfinite(value))) and value >= 0:
+        number: float = value  # ints stay ints: integer sums are exact
+        return number
+    place = "".join(map(str, where))
+    if kind is not int and kind is not float:
+        raise MalformedResponse(f"{place}: expected a number, got {kind.__name__}")
+    if integer and kind is float:
+        raise MalformedResponse(f"{place}: expected an integer, got {value!r}")
+    raise MalformedResponse(f"{place}: expected a finite non-negative number, got {value!r}")
 
 
 def _key(
@@ -42,14 +47,16 @@ def _key(
 ) -> SeriesKey:
     """The row's dimension values as strings; fields in `integers` are integers in the schema."""
     dims = row.get("dimensions")
+    if not isinstance(dims, dict):
+        dims = {}
     out = []
     for name in fields:
-        value = dims.get(name) if isinstance(dims, Mapping) else None
+        value = dims.get(name)
         if name in integers:
-            if not isinstance(value, int) or isinstance(value, bool):
+            if type(value) is not int:
                 raise MalformedResponse(f"{where}: missing integer dimension {name}")
             value = str(value)
-        if not isinstance(value, str):
+        if type(value) is not str:
             raise MalformedResponse(f"{where}: missing dimension {name}")
         out.append(value)
     return tuple(out)
@@ -60,14 +67,15 @@ def _integers(dataset: Dataset) -> frozenset[str]:
 
 
 def _rows(answer: Any, alias: str) -> Sequence[Mapping[str, Any]]:
-    if not isinstance(answer, list) or not all(isinstance(r, Mapping) for r in answer):
+    # JSON objects are dicts: checked as such, an ABC check per row costs more than the row's parse
+    if not isinstance(answer, list) or not all(isinstance(r, dict) for r in answer):
         raise MalformedResponse(f"{alias}: expected a list of rows")
     return answer
 
 
 def _part(row: Mapping[str, Any], name: str, where: str) -> Mapping[str, Any]:
     part = row.get(name)
-    if not isinstance(part, Mapping):
+    if not isinstance(part, dict):
         raise MalformedResponse(f"{where}: missing {name}")
     return part
 
@@ -76,19 +84,16 @@ def sum_rows(answer: Any, alias: str, dataset: Dataset, fields: tuple[str, ...])
     """Rows keyed by the counter key (`fields`: its GraphQL dimensions)."""
     out: SumRows = {}
     integers = _integers(dataset)
+    columns = tuple((c.aggregate, c.field, c.type == "integer", c.source) for c in dataset.counters)
     for i, row in enumerate(_rows(answer, alias)):
         where = f"{alias}[{i}]"
         key = _key(row, fields, where, integers)
         if key in out:
             raise MalformedResponse(f"{where}: duplicate group {key}")
         vector = []
-        for c in dataset.counters:
-            integer = c.type == "integer"
-            if c.aggregate == "count":
-                vector.append(_number(row.get("count"), f"{where}.count", integer))
-            else:
-                part = _part(row, c.aggregate, where)
-                vector.append(_number(part.get(c.field), f"{where}.{c.source}", integer))
+        for aggregate, field, integer, source in columns:
+            value = row.get("count") if aggregate == "count" else _part(row, aggregate, where).get(field)
+            vector.append(_number(value, integer, where, ".", source))
         out[key] = tuple(vector)
     return out
 
@@ -106,17 +111,16 @@ def quantile_rows(
             raise MalformedResponse(f"{where}: duplicate group {key}")
         q = row.get("quantiles") if dataset.quantile_gauges else {}
         avg = row.get("avg") if dataset.average_gauges else {}
-        if not isinstance(q, Mapping) or not isinstance(avg, Mapping):
+        if not isinstance(q, dict) or not isinstance(avg, dict):
             raise MalformedResponse(f"{where}: missing quantiles or avg")
         values = {}
         for gauge in dataset.quantile_gauges:
             integer = gauge.type == "integer"
             for quantile in quantiles:
                 name = dataset.quantile_field(gauge, quantile)
-                values[name] = _number(q.get(name), f"{where}.quantiles.{name}", integer)
+                values[name] = _number(q.get(name), integer, where, ".quantiles.", name)
         averages = {
-            a.field: _number(avg.get(a.field), f"{where}.avg.{a.field}", False)
-            for a in dataset.average_gauges
+            a.field: _number(avg.get(a.field), False, where, ".avg.", a.field) for a in dataset.average_gauges
         }
         out[key] = QuantileRow(values, averages)
     return out
@@ -138,7 +142,7 @@ def level_rows(answer: Any, alias: str, dataset: Dataset, fields: tuple[str, ...
         newest[key] = when
         out[key] = {
             g.name: _number(
-                _part(row, g.aggregate, where).get(g.field), f"{where}.{g.source}", g.type == "integer"
+                _part(row, g.aggregate, where).get(g.field), g.type == "integer", where, ".", g.source
             )
             for g in dataset.level_gauges
         }
