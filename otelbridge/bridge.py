@@ -254,12 +254,18 @@ class Bridge:
         if data is None or exporter is None:
             return
         try:
-            # Encoding makes millions of short-lived objects: hold the GC off for it (see gcpause),
-            # but not for the send, which may wait on a Collector for the whole OTLP timeout.
-            with gcpause.paused():
-                batches = exporter.encode(data)
+            batches = exporter.encode(data)
             del data
-            result = exporter.send(batches)
+            result = MetricExportResult.SUCCESS
+            while result is MetricExportResult.SUCCESS:
+                # Encoding makes millions of short-lived objects: hold the GC off for it (see
+                # gcpause), but not for the send, which may wait on a Collector for the whole OTLP
+                # timeout. One batch at a time: only its protobuf is held.
+                with gcpause.paused():
+                    batch = next(batches, None)
+                if batch is None:
+                    break
+                result = exporter.send((batch,))
         except Exception:  # the exporter reports its failures as a result; this is only a guard
             log.exception("OTLP export failed")
             result = MetricExportResult.FAILURE

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, Protocol
 
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
@@ -34,8 +34,9 @@ SUPPORTED_PROTOCOLS = ("http/protobuf", "grpc")
 
 
 class OtlpExporter(Protocol):
-    def encode(self, data: MetricsData) -> list[ExportMetricsServiceRequest]:
-        """Protobuf requests of at most MAX_BATCH data points each; CPU only, no I/O."""
+    def encode(self, data: MetricsData) -> Iterator[ExportMetricsServiceRequest]:
+        """Protobuf requests of at most MAX_BATCH data points each, encoded one by one as they are
+        taken (so one batch's protobuf is held at a time, not the whole export's); CPU only, no I/O."""
 
     def send(self, batches: Sequence[ExportMetricsServiceRequest]) -> MetricExportResult:
         """Send in order with the exporter's retries; stops at the first batch that fails (with

@@ -8,7 +8,7 @@ tests/unit/test_exporter_contracts.py: `_split_metrics_data`, `_translate_data`,
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from opentelemetry.exporter.otlp.proto.common.metrics_encoder import encode_metrics
@@ -20,8 +20,9 @@ from otelbridge.otlp import data_points
 
 
 class GrpcExporter(OTLPMetricExporter):
-    def encode(self, data: MetricsData) -> list[ExportMetricsServiceRequest]:
-        return [encode_metrics(batch) for batch in self._split_metrics_data(data)]
+    def encode(self, data: MetricsData) -> Iterator[ExportMetricsServiceRequest]:
+        for batch in self._split_metrics_data(data):
+            yield encode_metrics(batch)
 
     def send(self, batches: Sequence[ExportMetricsServiceRequest]) -> MetricExportResult:
         for batch in batches:

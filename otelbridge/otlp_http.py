@@ -1,24 +1,29 @@
 """OTLP over HTTP/protobuf in two steps (see otlp.py): encode, then send.
 
 Private parts of opentelemetry-exporter-otlp-proto-http 1.45 in use, pinned by
-tests/unit/test_exporter_contracts.py: `_split_metrics_data` (splits an encoded request by data
-points), `OTLPMetricExporter._export_batch` (serializes one request and sends it with retries),
-`_max_export_batch_size` and `_shutdown`.
+tests/unit/test_exporter_contracts.py: `OTLPMetricExporter._export_batch` (serializes one request
+and sends it with retries), `_max_export_batch_size` and `_shutdown`; and the gRPC exporter's
+`_split_metrics_data` (splits the SDK's MetricsData by data points, reading only
+`_max_export_batch_size`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from opentelemetry.exporter.otlp.proto.common.metrics_encoder import encode_metrics
-from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter, _split_metrics_data
+from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter as _GrpcExporter
+from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.sdk.metrics.export import MetricExportResult, MetricsData
 
 
 class HttpExporter(OTLPMetricExporter):
-    def encode(self, data: MetricsData) -> list[ExportMetricsServiceRequest]:
-        return list(_split_metrics_data(encode_metrics(data), self._max_export_batch_size))
+    def encode(self, data: MetricsData) -> Iterator[ExportMetricsServiceRequest]:
+        # Split before encoding (as the gRPC exporter does), not after as export() does: the same
+        # requests, without a protobuf of the whole collection and a copy of it in batches.
+        for batch in _GrpcExporter._split_metrics_data(self, data):  # type: ignore[arg-type]
+            yield encode_metrics(batch)
 
     def send(self, batches: Sequence[ExportMetricsServiceRequest]) -> MetricExportResult:
         if self._shutdown:

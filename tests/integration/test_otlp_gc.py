@@ -72,8 +72,9 @@ async def test_gc_is_held_while_encoding_and_free_while_sending(
     encode, send = exporter.encode, exporter.send
 
     def spy_encode(data: Any) -> Any:
-        seen["encoding"] = gc.isenabled()
-        return encode(data)
+        for batch in encode(data):  # the work happens as each batch is taken
+            seen["encoding"] = gc.isenabled()
+            yield batch
 
     def spy_send(batches: Any) -> Any:
         seen["sending"] = gc.isenabled()

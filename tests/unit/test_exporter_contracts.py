@@ -9,6 +9,7 @@ when an upgrade moves any of it, before a silent change reaches /metrics or the 
 from __future__ import annotations
 
 import inspect
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from concurrent import futures
@@ -18,7 +19,6 @@ from typing import Any
 import grpc
 import pytest
 from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter as StockGrpc
-from opentelemetry.exporter.otlp.proto.http import metric_exporter as http_module
 from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter as StockHttp
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.metrics import CallbackOptions, Observation
@@ -52,7 +52,6 @@ def test_private_names_still_have_the_shapes_we_call() -> None:
         "timeout_millis",
         "kwargs",
     ]
-    assert parameters(http_module._split_metrics_data) == ["metrics_data", "max_export_batch_size"]
     assert parameters(StockHttp._export_batch) == ["self", "export_request"]
     assert parameters(StockGrpc._export) == ["self", "data"]
     assert parameters(StockGrpc._translate_data) == ["self", "data"]
@@ -135,7 +134,7 @@ def test_http_encode_then_send_puts_on_the_wire_what_export_does(
     by_export = list(bodies)
     bodies.clear()
     ours = HttpExporter(endpoint=endpoint, max_export_batch_size=BATCH)
-    batches = ours.encode(data)
+    batches = list(ours.encode(data))
     assert all(isinstance(b, ExportMetricsServiceRequest) for b in batches)
     assert ours.send(batches) is MetricExportResult.SUCCESS
     assert bodies == by_export
@@ -155,7 +154,7 @@ def test_grpc_encode_then_send_puts_on_the_wire_what_export_does(
     by_export = list(service.requests)
     service.requests.clear()
     ours = GrpcExporter(endpoint=endpoint, insecure=True, max_export_batch_size=BATCH)
-    batches = ours.encode(data)
+    batches = list(ours.encode(data))
     assert ours.send(batches) is MetricExportResult.SUCCESS
     assert service.requests == by_export
     assert len(service.requests) == -(-2 * SERIES // BATCH)
@@ -181,3 +180,23 @@ def test_the_page_render_keeps_the_data_it_rendered_and_names_match_the_docs() -
         if metric.name in points:
             exported = prometheus_name(metric.name, metric.unit, metric.kind == "counter")
             assert f"\n{exported} 1" in body, f"docs name {exported} is not what the exporter renders"
+
+
+@pytest.mark.parametrize("exporter", [HttpExporter, GrpcExporter])
+def test_batches_are_encoded_one_at_a_time(exporter: type[Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only the batch being sent is held as protobuf, never the whole collection's."""
+    module = exporter.__module__
+    encoded: list[int] = []
+    real = sys.modules[module].encode_metrics
+
+    def counting(data: MetricsData) -> ExportMetricsServiceRequest:
+        encoded.append(1)
+        return real(data)
+
+    monkeypatch.setattr(f"{module}.encode_metrics", counting)
+    batches = exporter(endpoint="http://127.0.0.1:9", max_export_batch_size=BATCH).encode(metrics_data())
+    assert encoded == []
+    first = next(batches)
+    assert len(encoded) == 1 and data_points(first) == BATCH
+    assert sum(data_points(b) for b in batches) == 2 * SERIES - BATCH
+    assert len(encoded) == -(-2 * SERIES // BATCH)
