@@ -20,7 +20,7 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricExportResult, MetricReader
 
 from otelbridge import gcpause, otlp, snapshot, telemetry, windows
-from otelbridge.catalogue import Catalogue
+from otelbridge.catalogue import ACCOUNT, ZONE_NAME, Catalogue, Dataset
 from otelbridge.clock import Clock, SystemClock
 from otelbridge.cloudflare.client import CloudflareClient, DatasetLimits
 from otelbridge.cloudflare.errors import CloudflareError
@@ -35,11 +35,25 @@ from otelbridge.state import StateStore
 from otelbridge.windows import MINUTE, floor_minute
 
 log = logging.getLogger(__name__)
+ZONES_PER_REQUEST = 10  # Cloudflare refuses a zone dataset asked of more zones in one request
 
 
 def _counted(state: AccountState) -> datetime:
     """The account's watermark: the oldest of its datasets' (all of them are counted up to it)."""
     return min(ledger.counted for ledger in state.ledgers.values())
+
+
+def _datasets_status(state: AccountState) -> dict[str, dict[str, object]]:
+    return {
+        name: {
+            "settled": ledger.settled.isoformat(),
+            "counted": ledger.counted.isoformat(),
+            "series": len(ledger.totals),
+            "gap_minutes": ledger.gap_minutes,
+        }
+        for name, ledger in state.ledgers.items()
+        if name not in state.skipped
+    }
 
 
 class Bridge:
@@ -58,19 +72,25 @@ class Bridge:
         self.clock = clock or SystemClock()
         self.catalogue = config.catalogue(catalogue)  # profile and per-metric choices applied
         self.quantiles = config.quantile_set
-        # Account-scope datasets are polled per account; zone-scope ones are not polled yet.
+        # Account-scope datasets are polled per account, zone-scope ones per group of 10 zones.
         self.datasets = tuple(d for d in self.catalogue.enabled if d.scope == "account")
+        self.zone_datasets = tuple(d for d in self.catalogue.enabled if d.scope == "zone")
+        self.zones: dict[str, AccountState] = {}  # by zone tag
+        self.zone_listing: dict[str, tuple[datetime, str]] = {}  # account -> (last listing, error)
         self.outcomes: Counter[str] = Counter()
         self.outcomes_otlp: Counter[str] = Counter()  # OTLP exports by result: success, failure
         self.budget = RateBudget(config.rate_limit, self.clock)
         self.accounts: dict[str, AccountState] = {}
-        self.store = StateStore(config.state_dir, config.api_url) if config.state_dir else None
+        keys = {d.dataset: d.counter_key for d in self.catalogue.datasets}
+        self.store = StateStore(config.state_dir, config.api_url, keys) if config.state_dir else None
         self._snapshot = snapshot.EMPTY
         self._sleep = sleep
         self._retry = retry or RetryPolicy()
         self._client: CloudflareClient | None = None
         self._poller: AccountPoller | None = None
+        self._zone_poller: AccountPoller | None = None
         self._saved: dict[str, dict[str, Ledger]] = {}
+        self._saved_zones: dict[str, dict[str, Ledger]] = {}
         self.discovery_error = ""
         self._jitter = random.Random()
         # The status page charts requests and errors of the dataset that has them by script first.
@@ -125,45 +145,117 @@ class Bridge:
             self._retry,
             self._sleep,
         )
-        shapes = {d.dataset: (d.fields, len(d.counter_key)) for d in self.datasets}
-        self._saved = self.store.load(shapes) if self.store else {}
+        self._zone_poller = AccountPoller(
+            self._client,
+            self.zone_datasets,
+            self._timing,
+            self.config.poll_interval,
+            self.outcomes,
+            self._retry,
+            self._sleep,
+        )
+        shapes = {d.dataset: (d.fields, len(d.counter_key)) for d in (*self.datasets, *self.zone_datasets)}
+        if self.store:
+            self._saved, self._saved_zones = self.store.load_all(shapes)
         if self.config.accounts:
             self._add_accounts(self.config.accounts)
         else:
             await self._discover()
         self.publish()
 
-    def _add_accounts(self, tags: tuple[str, ...]) -> None:
+    def _ledgers(
+        self, label: str, datasets: tuple[Dataset, ...], saved: dict[str, Ledger]
+    ) -> dict[str, Ledger]:
+        """A ledger per dataset: the saved one, or a new one starting `lookback` ago."""
         start = floor_minute(self.clock.now() - self.config.lookback)
+        ledgers = {}
+        for d in datasets:
+            ledger = saved.get(d.dataset) or Ledger.starting_at(d.fields, start)
+            ledger.count_exactly(d.float_fields)
+            ledger.idle_ttl = self.config.idle_series_ttl or None
+            ledgers[d.dataset] = ledger
+            if d.dataset not in saved:
+                log.info(
+                    "%s: counting from %s (%s, lookback %s)",
+                    label,
+                    start.isoformat(),
+                    d.dataset,
+                    self.config.lookback,
+                )
+            else:
+                log.info(
+                    "%s: resuming from saved state, counted up to %s (%s)",
+                    label,
+                    ledger.counted.isoformat(),
+                    d.dataset,
+                )
+        return ledgers
+
+    def _add_accounts(self, tags: tuple[str, ...]) -> None:
         for tag in tags:
-            saved = self._saved.get(tag, {})
-            ledgers = {}
-            for d in self.datasets:
-                ledger = saved.get(d.dataset) or Ledger.starting_at(d.fields, start)
-                ledger.count_exactly(d.float_fields)
-                ledger.idle_ttl = self.config.idle_series_ttl or None
-                ledgers[d.dataset] = ledger
-                if d.dataset not in saved:
-                    log.info(
-                        "account %s: counting from %s (%s, lookback %s)",
-                        tag,
-                        start.isoformat(),
-                        d.dataset,
-                        self.config.lookback,
-                    )
-                else:
-                    log.info(
-                        "account %s: resuming from saved state, counted up to %s (%s)",
-                        tag,
-                        ledger.counted.isoformat(),
-                        d.dataset,
-                    )
+            ledgers = self._ledgers(f"account {tag}", self.datasets, self._saved.get(tag, {}))
             budget = (
                 RateBudget(self.config.rate_limit, self.clock)
                 if self.config.account_based_rate_limit
                 else None
             )
             self.accounts[tag] = AccountState(tag, ledgers, budget or self.budget)
+
+    async def _list_zones(self, account: str) -> None:
+        """List the account's zones over REST and poll those the `zones` filter wants: new zones
+        start counting, zones gone (or filtered out) are dropped; the others are not touched. On
+        failure the zones known keep being polled and the listing is tried again next cycle."""
+        assert self._client is not None
+        now = self.clock.now()
+        try:
+            found = await self._client.zones(account)
+        except CloudflareError as exc:
+            self.outcomes[exc.outcome] += 1
+            error = f"{type(exc).__name__}: {exc}"
+            self.zone_listing[account] = (self.zone_listing.get(account, (now, ""))[0], error)
+            log.error("account %s: could not list its zones (%s); retrying next cycle", account, error)
+            return
+        self.outcomes["ok"] += 1
+        self.zone_listing[account] = (now, "")
+        wanted = {z.id: z for z in found if self.config.zones.wants(z.id, z.name)}
+        mine = {tag for tag, z in self.zones.items() if z.owner == account}
+        for tag in sorted(mine - set(wanted)):
+            log.info("%s: no longer listed (or filtered out); its series are dropped", self.zones[tag].label)
+            del self.zones[tag]
+        for tag, zone in sorted(wanted.items()):
+            if tag in self.zones:
+                self.zones[tag].name = zone.name
+                continue
+            budget = self.accounts[account].budget
+            ledgers = self._ledgers(
+                f"zone {zone.name} ({tag})", self.zone_datasets, self._saved_zones.get(tag, {})
+            )
+            self.zones[tag] = AccountState(tag, ledgers, budget, scope="zone", name=zone.name, owner=account)
+        if set(wanted) != mine:
+            log.info("account %s: %d zone(s) polled of %d listed", account, len(wanted), len(found))
+
+    def zone_groups(self, account: str) -> list[list[AccountState]]:
+        """The account's zones in groups of at most 10 (Cloudflare's limit per request), by tag."""
+        tags = sorted(tag for tag, z in self.zones.items() if z.owner == account)
+        return [
+            [self.zones[t] for t in tags[i : i + ZONES_PER_REQUEST]]
+            for i in range(0, len(tags), ZONES_PER_REQUEST)
+        ]
+
+    async def _poll_zones(self, account: str) -> bool:
+        """Refresh the account's zone listing when due, then poll each group of zones that is due."""
+        assert self._zone_poller is not None
+        if not self.zone_datasets:
+            return False
+        listed = self.zone_listing.get(account)
+        if listed is None or listed[1] or self.clock.now() - listed[0] >= self.config.zones.refresh:
+            await self._list_zones(account)
+        behind = False
+        for group in self.zone_groups(account):
+            now = self.clock.now()
+            if any(self._zone_poller.due(z, now) for z in group):
+                behind |= await self._zone_poller.poll_zones(group, now)
+        return behind
 
     async def _discover(self) -> None:
         """List the credential's accounts over REST; on failure, try again next cycle."""
@@ -209,8 +301,14 @@ class Bridge:
                     if point is not None:
                         self.history.add(state.account, point)
                         requests += point.requests
+        for account in list(self.accounts):
+            behind |= await self._poll_zones(account)
         if self.store is not None:  # never raises: a failed save is logged, counted and retried
-            await asyncio.to_thread(self.store.persist, {a: s.ledgers for a, s in self.accounts.items()})
+            await asyncio.to_thread(
+                self.store.persist,
+                {a: s.ledgers for a, s in self.accounts.items()},
+                {z: s.ledgers for z, s in self.zones.items()},
+            )
         self.publish()
         lag = max(((self.clock.now() - _counted(s)) for s in self.accounts.values()), default=None)
         log.info(
@@ -282,10 +380,25 @@ class Bridge:
                 discovery_up=self.discovery_up,
                 state_up=self.store.health.ok if self.store else None,
                 state_save_failures=self.store.health.failures if self.store else 0,
+                split_requests=self._split_requests(),
             ),
             self.clock.now(),
             self.config.max_series,
+            {
+                tag: snapshot.ZoneScope(
+                    z.owner,
+                    z.ledgers,
+                    snapshot.AccountHealth(z.up, z.poll_seconds, z.quantiles, z.levels),
+                    {ZONE_NAME: z.name, ACCOUNT: z.owner},
+                    z.skipped,
+                )
+                for tag, z in self.zones.items()
+            },
         )
+
+    def _split_requests(self) -> dict[str, int]:
+        pollers = (p for p in (self._poller, self._zone_poller) if p is not None)
+        return dict(sum((p.split_requests for p in pollers), Counter()))
 
     @property
     def discovery_up(self) -> bool:
@@ -303,7 +416,8 @@ class Bridge:
         if self.store is not None:
             h = self.store.health
             state = {"ok": h.ok, "last_error": h.last_error or None, "failures": h.failures}
-        accounts_up = all(s.up for s in self.accounts.values())
+        accounts_up = all(s.up for s in (*self.accounts.values(), *self.zones.values()))
+        split = self._split_requests()
         return {
             "ok": self.discovery_up and accounts_up and (state is None or bool(state["ok"])),
             "api_url": self.config.api_url,
@@ -319,24 +433,46 @@ class Bridge:
                     "failures": s.failures,
                     "last_error": s.last_error or None,
                     "gap_minutes": sum(ledger.gap_minutes for ledger in s.ledgers.values()),
-                    "datasets": {
-                        name: {
-                            "settled": ledger.settled.isoformat(),
-                            "counted": ledger.counted.isoformat(),
-                            "series": len(ledger.totals),
-                            "gap_minutes": ledger.gap_minutes,
-                        }
-                        for name, ledger in s.ledgers.items()
-                    },
+                    "datasets": _datasets_status(s),
+                    "split_requests": split.get(tag, 0),
+                    "zones": self._zones_status(tag),
                 }
                 for tag, s in self.accounts.items()
             },
+            "skipped": [
+                {"zone": tag, "name": z.name, "account": z.owner, "dataset": name}
+                for tag, z in sorted(self.zones.items())
+                for name in z.skipped
+            ],
             "api_requests": dict(self.outcomes),
             "rate_limit_used": self.rate_limit_used(),
             "otlp_exports": dict(self.outcomes_otlp),
             "series": self._snapshot.series,
             "series_dropped": self._snapshot.dropped,
             "page_render_seconds": round(self.page.page.render_seconds, 4),
+        }
+
+    def _zones_status(self, account: str) -> dict[str, object] | None:
+        """The account's zones: when they were listed, and where each stands (None: no zone datasets)."""
+        if not self.zone_datasets:
+            return None
+        listed, error = self.zone_listing.get(account, (None, "not listed yet"))
+        return {
+            "listed_at": listed.isoformat() if listed else None,
+            "listing_error": error or None,
+            "groups": len(self.zone_groups(account)),
+            "zones": {
+                z.account: {
+                    "name": z.name,
+                    "up": z.up,
+                    "failures": z.failures,
+                    "last_error": z.last_error or None,
+                    "skipped": list(z.skipped),
+                    "datasets": _datasets_status(z),
+                }
+                for group in self.zone_groups(account)
+                for z in group
+            },
         }
 
     async def run(self, stop: asyncio.Event) -> None:
