@@ -133,6 +133,11 @@ class Dataset:
         return SCOPE_ATTRIBUTES[self.scope]
 
     @property
+    def scope_attributes(self) -> tuple[str, ...]:
+        """The attributes every series of the dataset carries for its scope."""
+        return (ZONE, ZONE_NAME, ACCOUNT) if self.scope == "zone" else (ACCOUNT,)
+
+    @property
     def attributes(self) -> dict[str, str]:
         """Point attributes and what they hold, scope first."""
         out = {self.scope_attribute: f"the Cloudflare {self.scope} tag"}
