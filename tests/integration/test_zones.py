@@ -48,11 +48,15 @@ def ends(bridge: Bridge) -> dict[str, datetime]:
 
 
 async def test_every_zone_counter_equals_the_ground_truth_over_an_hour(
-    sim: Simulator, clock: ManualClock, make_bridge: Callable[..., Bridge], caplog: pytest.LogCaptureFixture
+    sim: Simulator,
+    clock: ManualClock,
+    make_config: Callable[..., Config],
+    make_bridge: Callable[..., Bridge],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     sim.knobs.ingestion_delay = 120  # answers for recent minutes keep growing for two minutes
     caplog.set_level(logging.INFO)
-    bridge = make_bridge()
+    bridge = make_bridge(make_config(datasets=()))
     await bridge.start()
     start = floor_minute(clock.now() - bridge.config.lookback)
     await bridge.poll_once()
@@ -103,7 +107,7 @@ async def test_steady_state_takes_one_request_per_account_and_per_ten_zones(
     sim = Simulator(traffic=traffic, clock=clock)
     await sim.start()
     try:
-        bridge = make_bridge(make_config(api_url=sim.base_url))
+        bridge = make_bridge(make_config(api_url=sim.base_url, datasets=()))
         await bridge.start()
         start = floor_minute(clock.now() - bridge.config.lookback)
         await bridge.poll_once()
@@ -133,7 +137,7 @@ async def test_a_zone_added_or_removed_between_listings_leaves_the_others_untouc
     account = sim.traffic.accounts[0]
     late, leaving = account.zones[1], account.zones[2]
     sim.traffic.hidden_zones.add(late)
-    config = make_config(zones=ZoneFilter(refresh=timedelta(minutes=5)))
+    config = make_config(datasets=(), zones=ZoneFilter(refresh=timedelta(minutes=5)))
     bridge = make_bridge(config)
     await bridge.start()
     start = floor_minute(clock.now() - config.lookback)
@@ -171,7 +175,8 @@ async def test_include_and_exclude_choose_zones_by_name_or_id(
     world = world_zones(sim.traffic)
     by_name = {name: tag for tag, (name, _, _) in world.items()}
     config = make_config(
-        zones=ZoneFilter(include=("*.example.com", by_name["my-blog.net"]), exclude=("api.example.com",))
+        datasets=(),
+        zones=ZoneFilter(include=("*.example.com", by_name["my-blog.net"]), exclude=("api.example.com",)),
     )
     bridge = make_bridge(config)
     await bridge.start()
@@ -187,7 +192,7 @@ async def test_a_restart_from_state_continues_zone_counters_exactly(
     sim: Simulator, clock: ManualClock, make_config: Callable[..., Config], make_bridge: Callable[..., Bridge]
 ) -> None:
     sim.knobs.ingestion_delay = 120
-    config = make_config()
+    config = make_config(datasets=())
     first = make_bridge(config)
     await first.start()
     start = floor_minute(clock.now() - config.lookback)
@@ -206,10 +211,10 @@ async def test_a_restart_from_state_continues_zone_counters_exactly(
 
 
 async def test_full_pages_are_followed_counted_as_split_requests_and_stay_exact(
-    sim: Simulator, clock: ManualClock, make_bridge: Callable[..., Bridge]
+    sim: Simulator, clock: ManualClock, make_config: Callable[..., Config], make_bridge: Callable[..., Bridge]
 ) -> None:
     sim.knobs.max_page_size = 12  # fewer rows than a busy zone's (cache status, response status) groups
-    bridge = make_bridge()
+    bridge = make_bridge(make_config(datasets=()))
     await bridge.start()
     start = floor_minute(clock.now() - bridge.config.lookback)
     await bridge.poll_once()
