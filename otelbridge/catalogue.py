@@ -279,11 +279,8 @@ class Catalogue:
         return replace(self, datasets=tuple(d.select(profile, choices) for d in self.datasets))
 
     def configure(self, choices: Mapping[str, DatasetChoice]) -> Catalogue:
-        """Datasets turned on or off and counted by other dimensions (the `datasets` setting);
-        unknown datasets or attributes raise KeyError naming them."""
-        unknown = set(choices) - {d.dataset for d in self.datasets}
-        if unknown:
-            raise KeyError(sorted(unknown)[0])
+        """Datasets turned on or off and counted by other dimensions (the `datasets` setting, checked
+        against the whole catalogue when read); choices for datasets this one lacks are ignored."""
         out = []
         for d in self.datasets:
             choice = choices.get(d.dataset, DatasetChoice())

@@ -196,7 +196,7 @@ def _mapping(key: str, value: Any, known: set[str]) -> dict[str, Any]:
         raise ConfigError(f"{key}: expected a mapping with {' and/or '.join(sorted(known))}")
     for name in value:
         if name not in known:
-            raise ConfigError(f"{key}.{name}: unknown key (known: {', '.join(sorted(known))})")
+            raise ConfigError(f"{key}: unknown key {name!r} (known: {', '.join(sorted(known))})")
     return value
 
 

@@ -9,6 +9,7 @@ import math
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -18,6 +19,7 @@ from otelbridge.config import Config, ZoneFilter
 from otelbridge.docs import prometheus_name
 from otelbridge.simulator import Simulator, Traffic
 from otelbridge.windows import floor_minute
+from tests.integration.test_cli_operator import clean_env, otelbridge
 from tests.zones import expected_zone_counters, samples, world_zones, zone_counters
 
 SKIP_LOG = "its plan lacks"
@@ -226,3 +228,24 @@ async def test_full_pages_are_followed_counted_as_split_requests_and_stay_exact(
     world = world_zones(sim.traffic)
     want = expected_zone_counters(sim.traffic, bridge, dict.fromkeys(world, start), ends(bridge), clock.now())
     assert zone_counters(bridge) == want
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "key"),
+    [
+        ("zones: {include: [example.com], exclude: 5}", "zones.exclude"),
+        ("zones: {only: [example.com]}", "zones: unknown key 'only'"),
+        (
+            "datasets: {httpRequestsAdaptiveGroups: {dimensions: [geo.city]}}",
+            "datasets.httpRequestsAdaptiveGroups",
+        ),
+    ],
+)
+def test_a_bad_zone_setting_exits_2_naming_the_key(tmp_path: Path, yaml_text: str, key: str) -> None:
+    config = tmp_path / "otelbridge.yaml"
+    config.write_text(yaml_text + "\n", encoding="utf-8")
+    env = {**clean_env(), "CLOUDFLARE_API_TOKEN": "unused-token"}
+    result = otelbridge("run", "--config", str(config), env=env)
+    assert result.returncode == 2
+    [line] = result.stderr.splitlines()
+    assert line.startswith(f"otelbridge: configuration error: {key}")

@@ -77,14 +77,14 @@ def test_a_dimension_override_keeps_the_page_key_first_and_exports_what_it_adds(
 @pytest.mark.parametrize(
     ("yaml_text", "message"),
     [
-        ("zones: {include: [a.com], exclud: [b.com]}", "zones.exclud: unknown key"),
+        ("zones: {include: [a.com], exclud: [b.com]}", "zones: unknown key 'exclud'"),
         ("zones: [a.com]", "zones: expected a mapping"),
         ("zones: {include: 'a.com b.com'}", "zones.include: 'a.com b.com' is not a zone name"),
         ("zones: {refresh: 10s}", "zones.refresh: must be at least 1m"),
         ("datasets: {httpRequests: {enabled: false}}", "datasets.httpRequests: unknown dataset"),
         (
             "datasets: {dnsAnalyticsAdaptiveGroups: {colour: red}}",
-            "datasets.dnsAnalyticsAdaptiveGroups.colour: unknown key",
+            "datasets.dnsAnalyticsAdaptiveGroups: unknown key 'colour'",
         ),
         (
             "datasets: {dnsAnalyticsAdaptiveGroups: {dimensions: [dns.name]}}",
