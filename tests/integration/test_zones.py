@@ -150,6 +150,9 @@ async def test_a_zone_added_or_removed_between_listings_leaves_the_others_untouc
 
     sim.traffic.hidden_zones.add(leaving)
     sim.traffic.hidden_zones.discard(late)
+    clock.advance(60)
+    await bridge.poll_once()  # before the next listing: the zone gone fails alone
+    assert leaving in bridge.zones and {tag for tag, z in bridge.zones.items() if not z.up} == {leaving}
     for _ in range(5):  # the next listing is at most `refresh` away
         clock.advance(60)
         await bridge.poll_once()
