@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from otelbridge import statuspage
 from otelbridge.bridge import Bridge
 from otelbridge.clock import ManualClock
 from otelbridge.config import Config, ZoneFilter
@@ -100,6 +101,9 @@ async def test_every_zone_counter_equals_the_ground_truth_over_an_hour(
     }
     zones_up = self_metric(bridge, "otelbridge_zones_up")
     assert sum(zones_up.values()) == 12
+    page = statuspage.render(status, bridge.history, bridge.config.rate_limit, clock.now())
+    assert page.count("<h3>Zones: ") == 3 and all(f"<td>{name}</td>" in page for name, _, _ in world.values())
+    assert "<td>firewallEventsAdaptiveGroups, healthCheckEventsAdaptiveGroups, loadBalancing" in page
 
 
 async def test_steady_state_takes_one_request_per_account_and_per_ten_zones(
