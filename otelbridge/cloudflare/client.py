@@ -288,7 +288,7 @@ class CloudflareClient:
         `zones` field), following full pages with more requests. `wanted` should hold at most 10
         zones: Cloudflare refuses a request naming more. `limits`: page size by zone and dataset."""
         out = ZoneAnswers(zones={}, requests=0)
-        pending = wanted
+        pending = {tag: requests for tag, requests in wanted.items() if requests}
         while pending:
             fields = queries.zone_fields(pending, limits)
             document, variables = queries.zone_request(fields, self._quantiles)
