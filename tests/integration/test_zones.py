@@ -24,6 +24,7 @@ from tests.integration.test_cli_operator import clean_env, otelbridge
 from tests.zones import expected_zone_counters, samples, world_zones, zone_counters
 
 SKIP_LOG = "its plan lacks"
+FIREWALL = "cloudflare_zone_firewall_events_total"
 
 
 def graphql_requests(sim: Simulator) -> int:
@@ -260,3 +261,40 @@ def test_a_bad_zone_setting_exits_2_naming_the_key(tmp_path: Path, yaml_text: st
     assert result.returncode == 2
     [line] = result.stderr.splitlines()
     assert line.startswith(f"otelbridge: configuration error: {key}")
+
+
+async def test_a_plan_losing_a_dataset_is_read_again_and_only_that_pair_stops(
+    sim: Simulator, clock: ManualClock, make_config: Callable[..., Config], make_bridge: Callable[..., Bridge]
+) -> None:
+    bridge = make_bridge(make_config(datasets=()))
+    await bridge.start()
+    start = floor_minute(clock.now() - bridge.config.lookback)
+    await bridge.poll_once()
+    await run_for(bridge, clock, 3)
+    analytics, account = sim.traffic.analytics, sim.traffic.accounts[0]
+    tag = next(z.tag for z in analytics.resources[account.tag].zones if z.plan == "business")
+    frozen = {
+        k: v
+        for k, v in zone_counters(bridge).items()
+        if k[0] == FIREWALL and ("cloudflare_zone_id", tag) in k[1]
+    }
+    assert frozen
+
+    # Downgraded: Cloudflare now refuses the dataset for that zone, voiding its group's request.
+    resources = analytics.resources[account.tag]
+    zones = tuple(
+        replace(z, disabled=z.disabled | {"firewallEventsAdaptiveGroups"}) if z.tag == tag else z
+        for z in resources.zones
+    )
+    analytics.resources[account.tag] = replace(resources, zones=zones)
+    await run_for(bridge, clock, 1)
+    assert not bridge.zones[tag].up
+    await run_for(bridge, clock, 6)
+    assert bridge.zones[tag].skipped == ("firewallEventsAdaptiveGroups",)
+    assert all(z.up for z in bridge.zones.values())
+
+    world = world_zones(sim.traffic)
+    want = expected_zone_counters(sim.traffic, bridge, dict.fromkeys(world, start), ends(bridge), clock.now())
+    got = zone_counters(bridge)
+    assert {k: v for k, v in got.items() if k not in frozen} == want
+    assert {k: got[k] for k in frozen} == frozen  # the zone's firewall series keep their last totals
