@@ -20,7 +20,7 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricExportResult, MetricReader
 
 from otelbridge import gcpause, otlp, snapshot, telemetry, windows
-from otelbridge.catalogue import ACCOUNT, ZONE_NAME, Catalogue, Dataset
+from otelbridge.catalogue import Catalogue, Dataset
 from otelbridge.clock import Clock, SystemClock
 from otelbridge.cloudflare.client import CloudflareClient, DatasetLimits
 from otelbridge.cloudflare.errors import CloudflareError
@@ -33,9 +33,9 @@ from otelbridge.poller import AccountPoller, AccountState, RetryPolicy, Sleep
 from otelbridge.ratelimit import RateBudget
 from otelbridge.state import StateStore
 from otelbridge.windows import MINUTE, floor_minute
+from otelbridge.zones import Zones
 
 log = logging.getLogger(__name__)
-ZONES_PER_REQUEST = 10  # Cloudflare refuses a zone dataset asked of more zones in one request
 
 
 def _counted(state: AccountState) -> datetime:
@@ -75,10 +75,14 @@ class Bridge:
         # Account-scope datasets are polled per account, zone-scope ones per group of 10 zones.
         self.datasets = tuple(d for d in self.catalogue.enabled if d.scope == "account")
         self.zone_datasets = tuple(d for d in self.catalogue.enabled if d.scope == "zone")
-        self.zones: dict[str, AccountState] = {}  # by zone tag
-        self.zone_listing: dict[str, tuple[datetime, str]] = {}  # account -> (last listing, error)
         self.outcomes: Counter[str] = Counter()
         self.outcomes_otlp: Counter[str] = Counter()  # OTLP exports by result: success, failure
+        self._zones = Zones(
+            config.zones,
+            self.clock,
+            self.outcomes,
+            lambda label, saved: self._ledgers(label, self.zone_datasets, saved),
+        )
         self.budget = RateBudget(config.rate_limit, self.clock)
         self.accounts: dict[str, AccountState] = {}
         keys = {d.dataset: d.counter_key for d in self.catalogue.datasets}
@@ -90,7 +94,6 @@ class Bridge:
         self._poller: AccountPoller | None = None
         self._zone_poller: AccountPoller | None = None
         self._saved: dict[str, dict[str, Ledger]] = {}
-        self._saved_zones: dict[str, dict[str, Ledger]] = {}
         self.discovery_error = ""
         self._jitter = random.Random()
         # The status page charts requests and errors of the dataset that has them by script first.
@@ -156,7 +159,7 @@ class Bridge:
         )
         shapes = {d.dataset: (d.fields, len(d.counter_key)) for d in (*self.datasets, *self.zone_datasets)}
         if self.store:
-            self._saved, self._saved_zones = self.store.load_all(shapes)
+            self._saved, self._zones.saved = self.store.load_all(shapes)
         if self.config.accounts:
             self._add_accounts(self.config.accounts)
         else:
@@ -201,61 +204,19 @@ class Bridge:
             )
             self.accounts[tag] = AccountState(tag, ledgers, budget or self.budget)
 
-    async def _list_zones(self, account: str) -> None:
-        """List the account's zones over REST and poll those the `zones` filter wants: new zones
-        start counting, zones gone (or filtered out) are dropped; the others are not touched. On
-        failure the zones known keep being polled and the listing is tried again next cycle."""
-        assert self._client is not None
-        now = self.clock.now()
-        try:
-            found = await self._client.zones(account)
-        except CloudflareError as exc:
-            self.outcomes[exc.outcome] += 1
-            error = f"{type(exc).__name__}: {exc}"
-            self.zone_listing[account] = (self.zone_listing.get(account, (now, ""))[0], error)
-            log.error("account %s: could not list its zones (%s); retrying next cycle", account, error)
-            return
-        self.outcomes["ok"] += 1
-        self.zone_listing[account] = (now, "")
-        wanted = {z.id: z for z in found if self.config.zones.wants(z.id, z.name)}
-        mine = {tag for tag, z in self.zones.items() if z.owner == account}
-        for tag in sorted(mine - set(wanted)):
-            log.info("%s: no longer listed (or filtered out); its series are dropped", self.zones[tag].label)
-            del self.zones[tag]
-        for tag, zone in sorted(wanted.items()):
-            if tag in self.zones:
-                self.zones[tag].name = zone.name
-                continue
-            budget = self.accounts[account].budget
-            ledgers = self._ledgers(
-                f"zone {zone.name} ({tag})", self.zone_datasets, self._saved_zones.get(tag, {})
-            )
-            self.zones[tag] = AccountState(tag, ledgers, budget, scope="zone", name=zone.name, owner=account)
-        if set(wanted) != mine:
-            log.info("account %s: %d zone(s) polled of %d listed", account, len(wanted), len(found))
+    @property
+    def zones(self) -> dict[str, AccountState]:
+        """The zones polled, by tag."""
+        return self._zones.states
 
     def zone_groups(self, account: str) -> list[list[AccountState]]:
-        """The account's zones in groups of at most 10 (Cloudflare's limit per request), by tag."""
-        tags = sorted(tag for tag, z in self.zones.items() if z.owner == account)
-        return [
-            [self.zones[t] for t in tags[i : i + ZONES_PER_REQUEST]]
-            for i in range(0, len(tags), ZONES_PER_REQUEST)
-        ]
+        return self._zones.groups(account)
 
     async def _poll_zones(self, account: str) -> bool:
-        """Refresh the account's zone listing when due, then poll each group of zones that is due."""
-        assert self._zone_poller is not None
         if not self.zone_datasets:
             return False
-        listed = self.zone_listing.get(account)
-        if listed is None or listed[1] or self.clock.now() - listed[0] >= self.config.zones.refresh:
-            await self._list_zones(account)
-        behind = False
-        for group in self.zone_groups(account):
-            now = self.clock.now()
-            if any(self._zone_poller.due(z, now) for z in group):
-                behind |= await self._zone_poller.poll_zones(group, now)
-        return behind
+        assert self._client is not None and self._zone_poller is not None
+        return await self._zones.poll(self._client, self._zone_poller, account, self.accounts[account].budget)
 
     async def _discover(self) -> None:
         """List the credential's accounts over REST; on failure, try again next cycle."""
@@ -384,16 +345,7 @@ class Bridge:
             ),
             self.clock.now(),
             self.config.max_series,
-            {
-                tag: snapshot.ZoneScope(
-                    z.owner,
-                    z.ledgers,
-                    snapshot.AccountHealth(z.up, z.poll_seconds, z.quantiles, z.levels),
-                    {ZONE_NAME: z.name, ACCOUNT: z.owner},
-                    z.skipped,
-                )
-                for tag, z in self.zones.items()
-            },
+            self._zones.scopes(),
         )
 
     def _split_requests(self) -> dict[str, int]:
@@ -435,7 +387,7 @@ class Bridge:
                     "gap_minutes": sum(ledger.gap_minutes for ledger in s.ledgers.values()),
                     "datasets": _datasets_status(s),
                     "split_requests": split.get(tag, 0),
-                    "zones": self._zones_status(tag),
+                    "zones": self._zones.status(tag, _datasets_status) if self.zone_datasets else None,
                 }
                 for tag, s in self.accounts.items()
             },
@@ -450,29 +402,6 @@ class Bridge:
             "series": self._snapshot.series,
             "series_dropped": self._snapshot.dropped,
             "page_render_seconds": round(self.page.page.render_seconds, 4),
-        }
-
-    def _zones_status(self, account: str) -> dict[str, object] | None:
-        """The account's zones: when they were listed, and where each stands (None: no zone datasets)."""
-        if not self.zone_datasets:
-            return None
-        listed, error = self.zone_listing.get(account, (None, "not listed yet"))
-        return {
-            "listed_at": listed.isoformat() if listed else None,
-            "listing_error": error or None,
-            "groups": len(self.zone_groups(account)),
-            "zones": {
-                z.account: {
-                    "name": z.name,
-                    "up": z.up,
-                    "failures": z.failures,
-                    "last_error": z.last_error or None,
-                    "skipped": list(z.skipped),
-                    "datasets": _datasets_status(z),
-                }
-                for group in self.zone_groups(account)
-                for z in group
-            },
         }
 
     async def run(self, stop: asyncio.Event) -> None:
