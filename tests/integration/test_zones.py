@@ -15,6 +15,7 @@ import pytest
 
 from otelbridge import statuspage
 from otelbridge.bridge import Bridge
+from otelbridge.catalogue import DatasetChoice
 from otelbridge.clock import ManualClock
 from otelbridge.config import Config, ZoneFilter
 from otelbridge.docs import prometheus_name
@@ -298,3 +299,39 @@ async def test_a_plan_losing_a_dataset_is_read_again_and_only_that_pair_stops(
     got = zone_counters(bridge)
     assert {k: v for k, v in got.items() if k not in frozen} == want
     assert {k: got[k] for k in frozen} == frozen  # the zone's firewall series keep their last totals
+
+
+async def test_the_lean_defaults_and_an_added_dimension_are_exact(
+    sim: Simulator, clock: ManualClock, make_config: Callable[..., Config], make_bridge: Callable[..., Bridge]
+) -> None:
+    sim.knobs.ingestion_delay = 120
+    by_country = DatasetChoice(dimensions=("http.response.status_code", "geo.country.iso_code"))
+    config = make_config(profile="lean", datasets=(("httpRequestsAdaptiveGroups", by_country),))
+    bridge = make_bridge(config)
+    await bridge.start()
+    start = floor_minute(clock.now() - config.lookback)
+    await bridge.poll_once()
+    await run_for(bridge, clock, 15)
+    world = world_zones(sim.traffic)
+    want = expected_zone_counters(sim.traffic, bridge, dict.fromkeys(world, start), ends(bridge), clock.now())
+    got = zone_counters(bridge)
+    assert got == want
+    labels: dict[str, set[str]] = {name: set() for name, _ in got}
+    for name, key in got:
+        labels[name] |= {k for k, _ in key} - {
+            "cloudflare_zone_id",
+            "cloudflare_zone_name",
+            "cloud_account_id",
+        }
+    assert labels["cloudflare_zone_requests_total"] == {
+        "cloudflare_cache_status",
+        "geo_country_iso_code",
+        "http_response_status_code",
+    }
+    assert labels["cloudflare_zone_visits_total"] == {"geo_country_iso_code"}  # added: on every counter
+    assert labels["cloudflare_zone_dns_queries_total"] == {
+        "dns_question_type",
+        "cloudflare_dns_response_code",
+    }
+    assert "cloudflare_zone_edge_request_bytes_total" not in labels  # off in the lean profile
+    assert len({dict(k)["geo_country_iso_code"] for n, k in got if n == "cloudflare_zone_visits_total"}) > 3
