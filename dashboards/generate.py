@@ -25,6 +25,7 @@ from grafana_foundation_sdk.models.dashboard import DataSourceRef, VariableRefre
 from otelbridge.catalogue import (
     ACCOUNT,
     QUANTILE,
+    ZONE_NAME,
     AverageGauge,
     Catalogue,
     Dataset,
@@ -37,6 +38,7 @@ from otelbridge.docs import prometheus_name
 HERE = Path(__file__).resolve().parent
 FAMILIES = HERE / "families.yaml"
 HEALTH_FILE = "bridge-health.json"
+ZONES_FILE = "zones.json"  # one dashboard for every zone dataset without a families.yaml entry
 DATASOURCE = DataSourceRef(type_val="prometheus", uid="${datasource}")
 ALL = ".*"  # the value of "All" in the multi-value variables: every label value, and none missing
 WORDS = {"cpu": "CPU", "api": "API", "otlp": "OTLP", "ratelimit": "rate limit"}
@@ -45,6 +47,9 @@ WORDS = {"cpu": "CPU", "api": "API", "otlp": "OTLP", "ratelimit": "rate limit"}
 VALUE_UNITS = {"s": "s", "By": "bytes", "gigabyte_seconds": "suffix: GB·s", "": "none"}
 RATE_UNITS = {
     "By": "Bps",
+    "{event}": "cps",
+    "{query}": "reqps",
+    "{visit}": "reqps",
     "gigabyte_seconds": "suffix: GB·s/s",
     "{request}": "reqps",
     "{error}": "reqps",
@@ -313,6 +318,40 @@ def health_dashboard(catalogue: Catalogue) -> dashboard.Dashboard:
     return board
 
 
+def zone_dashboard(datasets: tuple[Dataset, ...]) -> dashboard.Dashboard:
+    """A row per zone dataset: each counter per second by zone, and by its first breakdown."""
+    account, zone = label(ACCOUNT), label(ZONE_NAME)
+    sel = f'{account}=~"$account", {zone}=~"$zone"'
+    first = prometheus_name(datasets[0].counters[0].name, datasets[0].counters[0].unit, True)
+    board = (
+        new_dashboard(
+            "Cloudflare zones",
+            "otelbridge-zones",
+            "Zone datasets (" + ", ".join(d.dataset for d in datasets) + "), exported by otelbridge. "
+            "Generated from otelbridge's metric catalogue.",
+        )
+        .with_variable(variable("account", "Account", first, account))
+        .with_variable(variable("zone", "Zone", f'{first}{{{account}=~"$account"}}', zone))
+    )
+    for d in datasets:
+        board = board.with_row(dashboard.Row(d.dataset))
+        for c in d.counters:
+            metric = prometheus_name(c.name, c.unit, True)
+            title = title_of(c.name, "cloudflare.zone.")
+            for by in (ZONE_NAME, *c.attributes[:1]):
+                expr = f"sum by ({label(by)}) (rate({metric}{{{sel}}}[$__rate_interval]))"
+                by_what = "zone" if by == ZONE_NAME else d.dimension(by).field
+                board = board.with_panel(
+                    series_panel(
+                        f"{title} per second by {by_what}",
+                        described(c),
+                        rate_unit(c.unit),
+                        query(expr, f"{{{{{label(by)}}}}}"),
+                    )
+                )
+    return board
+
+
 def render(board: dashboard.Dashboard) -> str:
     return json.dumps(board.build(), cls=JSONEncoder, indent=2, ensure_ascii=False) + "\n"
 
@@ -322,11 +361,16 @@ def generate(catalogue: Catalogue | None = None) -> dict[str, str]:
     catalogue = catalogue or load()
     out = {HEALTH_FILE: render(health_dashboard(catalogue))}
     known = families()
+    zones = tuple(d for d in catalogue.datasets if d.scope == "zone" and d.dataset not in known)
     for dataset in catalogue.datasets:
+        if dataset in zones:
+            continue
         if dataset.dataset not in known:
             raise KeyError(f"{FAMILIES.name}: no entry for dataset {dataset.dataset}")
         family = known[dataset.dataset]
         out[family.file] = render(family_dashboard(dataset, family))
+    if zones:
+        out[ZONES_FILE] = render(zone_dashboard(zones))
     return out
 
 

@@ -20,7 +20,7 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricExportResult, MetricReader
 
 from otelbridge import gcpause, otlp, snapshot, telemetry, windows
-from otelbridge.catalogue import Catalogue
+from otelbridge.catalogue import Catalogue, Dataset
 from otelbridge.clock import Clock, SystemClock
 from otelbridge.cloudflare.client import CloudflareClient, DatasetLimits
 from otelbridge.cloudflare.errors import CloudflareError
@@ -33,6 +33,7 @@ from otelbridge.poller import AccountPoller, AccountState, RetryPolicy, Sleep
 from otelbridge.ratelimit import RateBudget
 from otelbridge.state import StateStore
 from otelbridge.windows import MINUTE, floor_minute
+from otelbridge.zones import Zones
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,19 @@ log = logging.getLogger(__name__)
 def _counted(state: AccountState) -> datetime:
     """The account's watermark: the oldest of its datasets' (all of them are counted up to it)."""
     return min(ledger.counted for ledger in state.ledgers.values())
+
+
+def _datasets_status(state: AccountState) -> dict[str, dict[str, object]]:
+    return {
+        name: {
+            "settled": ledger.settled.isoformat(),
+            "counted": ledger.counted.isoformat(),
+            "series": len(ledger.totals),
+            "gap_minutes": ledger.gap_minutes,
+        }
+        for name, ledger in state.ledgers.items()
+        if name not in state.skipped
+    }
 
 
 class Bridge:
@@ -58,18 +72,27 @@ class Bridge:
         self.clock = clock or SystemClock()
         self.catalogue = config.catalogue(catalogue)  # profile and per-metric choices applied
         self.quantiles = config.quantile_set
-        # Account-scope datasets are polled per account; zone-scope ones are not polled yet.
+        # Account-scope datasets are polled per account, zone-scope ones per group of 10 zones.
         self.datasets = tuple(d for d in self.catalogue.enabled if d.scope == "account")
+        self.zone_datasets = tuple(d for d in self.catalogue.enabled if d.scope == "zone")
         self.outcomes: Counter[str] = Counter()
         self.outcomes_otlp: Counter[str] = Counter()  # OTLP exports by result: success, failure
+        self._zones = Zones(
+            config.zones,
+            self.clock,
+            self.outcomes,
+            lambda label, saved: self._ledgers(label, self.zone_datasets, saved),
+        )
         self.budget = RateBudget(config.rate_limit, self.clock)
         self.accounts: dict[str, AccountState] = {}
-        self.store = StateStore(config.state_dir, config.api_url) if config.state_dir else None
+        keys = {d.dataset: d.counter_key for d in self.catalogue.datasets}
+        self.store = StateStore(config.state_dir, config.api_url, keys) if config.state_dir else None
         self._snapshot = snapshot.EMPTY
         self._sleep = sleep
         self._retry = retry or RetryPolicy()
         self._client: CloudflareClient | None = None
         self._poller: AccountPoller | None = None
+        self._zone_poller: AccountPoller | None = None
         self._saved: dict[str, dict[str, Ledger]] = {}
         self.discovery_error = ""
         self._jitter = random.Random()
@@ -125,45 +148,75 @@ class Bridge:
             self._retry,
             self._sleep,
         )
-        shapes = {d.dataset: (d.fields, len(d.counter_key)) for d in self.datasets}
-        self._saved = self.store.load(shapes) if self.store else {}
+        self._zone_poller = AccountPoller(
+            self._client,
+            self.zone_datasets,
+            self._timing,
+            self.config.poll_interval,
+            self.outcomes,
+            self._retry,
+            self._sleep,
+        )
+        shapes = {d.dataset: (d.fields, len(d.counter_key)) for d in (*self.datasets, *self.zone_datasets)}
+        if self.store:
+            self._saved, self._zones.saved = self.store.load_all(shapes)
         if self.config.accounts:
             self._add_accounts(self.config.accounts)
         else:
             await self._discover()
         self.publish()
 
-    def _add_accounts(self, tags: tuple[str, ...]) -> None:
+    def _ledgers(
+        self, label: str, datasets: tuple[Dataset, ...], saved: dict[str, Ledger]
+    ) -> dict[str, Ledger]:
+        """A ledger per dataset: the saved one, or a new one starting `lookback` ago."""
         start = floor_minute(self.clock.now() - self.config.lookback)
+        ledgers = {}
+        for d in datasets:
+            ledger = saved.get(d.dataset) or Ledger.starting_at(d.fields, start)
+            ledger.count_exactly(d.float_fields)
+            ledger.idle_ttl = self.config.idle_series_ttl or None
+            ledgers[d.dataset] = ledger
+            if d.dataset not in saved:
+                log.info(
+                    "%s: counting from %s (%s, lookback %s)",
+                    label,
+                    start.isoformat(),
+                    d.dataset,
+                    self.config.lookback,
+                )
+            else:
+                log.info(
+                    "%s: resuming from saved state, counted up to %s (%s)",
+                    label,
+                    ledger.counted.isoformat(),
+                    d.dataset,
+                )
+        return ledgers
+
+    def _add_accounts(self, tags: tuple[str, ...]) -> None:
         for tag in tags:
-            saved = self._saved.get(tag, {})
-            ledgers = {}
-            for d in self.datasets:
-                ledger = saved.get(d.dataset) or Ledger.starting_at(d.fields, start)
-                ledger.count_exactly(d.float_fields)
-                ledger.idle_ttl = self.config.idle_series_ttl or None
-                ledgers[d.dataset] = ledger
-                if d.dataset not in saved:
-                    log.info(
-                        "account %s: counting from %s (%s, lookback %s)",
-                        tag,
-                        start.isoformat(),
-                        d.dataset,
-                        self.config.lookback,
-                    )
-                else:
-                    log.info(
-                        "account %s: resuming from saved state, counted up to %s (%s)",
-                        tag,
-                        ledger.counted.isoformat(),
-                        d.dataset,
-                    )
+            ledgers = self._ledgers(f"account {tag}", self.datasets, self._saved.get(tag, {}))
             budget = (
                 RateBudget(self.config.rate_limit, self.clock)
                 if self.config.account_based_rate_limit
                 else None
             )
             self.accounts[tag] = AccountState(tag, ledgers, budget or self.budget)
+
+    @property
+    def zones(self) -> dict[str, AccountState]:
+        """The zones polled, by tag."""
+        return self._zones.states
+
+    def zone_groups(self, account: str) -> list[list[AccountState]]:
+        return self._zones.groups(account)
+
+    async def _poll_zones(self, account: str) -> bool:
+        if not self.zone_datasets:
+            return False
+        assert self._client is not None and self._zone_poller is not None
+        return await self._zones.poll(self._client, self._zone_poller, account, self.accounts[account].budget)
 
     async def _discover(self) -> None:
         """List the credential's accounts over REST; on failure, try again next cycle."""
@@ -209,8 +262,14 @@ class Bridge:
                     if point is not None:
                         self.history.add(state.account, point)
                         requests += point.requests
+        for account in list(self.accounts):
+            behind |= await self._poll_zones(account)
         if self.store is not None:  # never raises: a failed save is logged, counted and retried
-            await asyncio.to_thread(self.store.persist, {a: s.ledgers for a, s in self.accounts.items()})
+            await asyncio.to_thread(
+                self.store.persist,
+                {a: s.ledgers for a, s in self.accounts.items()},
+                {z: s.ledgers for z, s in self.zones.items()},
+            )
         self.publish()
         lag = max(((self.clock.now() - _counted(s)) for s in self.accounts.values()), default=None)
         log.info(
@@ -288,10 +347,16 @@ class Bridge:
                 discovery_up=self.discovery_up,
                 state_up=self.store.health.ok if self.store else None,
                 state_save_failures=self.store.health.failures if self.store else 0,
+                split_requests=self._split_requests(),
             ),
             self.clock.now(),
             self.config.max_series,
+            self._zones.scopes(),
         )
+
+    def _split_requests(self) -> dict[str, int]:
+        pollers = (p for p in (self._poller, self._zone_poller) if p is not None)
+        return dict(sum((p.split_requests for p in pollers), Counter()))
 
     @property
     def discovery_up(self) -> bool:
@@ -309,7 +374,8 @@ class Bridge:
         if self.store is not None:
             h = self.store.health
             state = {"ok": h.ok, "last_error": h.last_error or None, "failures": h.failures}
-        accounts_up = all(s.up for s in self.accounts.values())
+        accounts_up = all(s.up for s in (*self.accounts.values(), *self.zones.values()))
+        split = self._split_requests()
         return {
             "ok": self.discovery_up and accounts_up and (state is None or bool(state["ok"])),
             "api_url": self.config.api_url,
@@ -325,18 +391,17 @@ class Bridge:
                     "failures": s.failures,
                     "last_error": s.last_error or None,
                     "gap_minutes": sum(ledger.gap_minutes for ledger in s.ledgers.values()),
-                    "datasets": {
-                        name: {
-                            "settled": ledger.settled.isoformat(),
-                            "counted": ledger.counted.isoformat(),
-                            "series": len(ledger.totals),
-                            "gap_minutes": ledger.gap_minutes,
-                        }
-                        for name, ledger in s.ledgers.items()
-                    },
+                    "datasets": _datasets_status(s),
+                    "split_requests": split.get(tag, 0),
+                    "zones": self._zones.status(tag, _datasets_status) if self.zone_datasets else None,
                 }
                 for tag, s in self.accounts.items()
             },
+            "skipped": [
+                {"zone": tag, "name": z.name, "account": z.owner, "dataset": name}
+                for tag, z in sorted(self.zones.items())
+                for name in z.skipped
+            ],
             "api_requests": dict(self.outcomes),
             "rate_limit_used": self.rate_limit_used(),
             "otlp_exports": dict(self.outcomes_otlp),

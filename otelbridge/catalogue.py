@@ -18,8 +18,10 @@ import yaml
 
 ACCOUNT = "cloud.account.id"
 ZONE = "cloudflare.zone.id"
+ZONE_NAME = "cloudflare.zone.name"  # zone series also carry the zone's name and its account
 SCOPE_ATTRIBUTES = {"account": ACCOUNT, "zone": ZONE}
 QUANTILE = "quantile"
+DATASET = "cloudflare.dataset"  # the attribute naming a dataset in otelbridge's own metrics
 PROFILES = ("lean", "full")
 SELF_FILE = "self.yaml"
 
@@ -84,6 +86,14 @@ class MetricChoice:
 
 
 @dataclass(frozen=True)
+class DatasetChoice:
+    """A user's override of one dataset: None keeps the catalogue's choice."""
+
+    enabled: bool | None = None
+    dimensions: tuple[str, ...] | None = None  # the attributes counted (the counter key)
+
+
+@dataclass(frozen=True)
 class SelfMetric:
     name: str
     kind: Literal["counter", "gauge"]
@@ -123,9 +133,17 @@ class Dataset:
         return SCOPE_ATTRIBUTES[self.scope]
 
     @property
+    def scope_attributes(self) -> tuple[str, ...]:
+        """The attributes every series of the dataset carries for its scope."""
+        return (ZONE, ZONE_NAME, ACCOUNT) if self.scope == "zone" else (ACCOUNT,)
+
+    @property
     def attributes(self) -> dict[str, str]:
         """Point attributes and what they hold, scope first."""
         out = {self.scope_attribute: f"the Cloudflare {self.scope} tag"}
+        if self.scope == "zone":
+            out[ZONE_NAME] = "the zone's name (from the zone listing)"
+            out[ACCOUNT] = "the Cloudflare account tag owning the zone"
         out.update({d.attribute: d.description for d in self.dimensions})
         if self.quantile_gauges:
             out[QUANTILE] = 'the quantile of the distribution over the quantile window, e.g. "0.99"'
@@ -195,6 +213,24 @@ class Dataset:
             level_gauges=kept(self.level_gauges),
         )
 
+    def with_dimensions(self, attributes: tuple[str, ...]) -> Dataset:
+        """The dataset counted by these attributes instead of its `counter_key`. The page key stays
+        first; an attribute added is exported by every counter (it was asked for), one left out is
+        no longer counted. Unknown attributes raise KeyError naming the first."""
+        known = {d.attribute for d in self.dimensions}
+        unknown = [a for a in attributes if a not in known]
+        if unknown:
+            raise KeyError(unknown[0])
+        key = (self.page_key, *dict.fromkeys(a for a in attributes if a != self.page_key))
+        added = set(key) - set(self.counter_key)
+        dimensions = tuple(replace(d, optional=False) if d.attribute in added else d for d in self.dimensions)
+        optional = {d.attribute for d in dimensions if d.optional}
+        counters = tuple(
+            replace(c, attributes=tuple(a for a in c.attributes if a in key and a in optional))
+            for c in self.counters
+        )
+        return replace(self, dimensions=dimensions, counter_key=key, counters=counters)
+
     def quantile_field(self, gauge: SourcedMetric, quantile: str) -> str:
         return gauge.field + self.available_quantiles[quantile]
 
@@ -241,6 +277,17 @@ class Catalogue:
         if unknown:
             raise KeyError(sorted(unknown)[0])
         return replace(self, datasets=tuple(d.select(profile, choices) for d in self.datasets))
+
+    def configure(self, choices: Mapping[str, DatasetChoice]) -> Catalogue:
+        """Datasets turned on or off and counted by other dimensions (the `datasets` setting, checked
+        against the whole catalogue when read); choices for datasets this one lacks are ignored."""
+        out = []
+        for d in self.datasets:
+            choice = choices.get(d.dataset, DatasetChoice())
+            if choice.dimensions is not None:
+                d = d.with_dimensions(choice.dimensions)
+            out.append(d if choice.enabled is None else replace(d, enabled=choice.enabled))
+        return replace(self, datasets=tuple(out))
 
     def self_metric(self, name: str) -> SelfMetric:
         for metric in self.self_metrics:

@@ -148,7 +148,16 @@ async def _serve(config: Config, bridge: Bridge | None = None, banner: str = "")
     return 0
 
 
-def plan(config: Config, dataset: str) -> str:
+def _zones(config: Config, datasets: str) -> str:
+    if not datasets:
+        return "none (no zone dataset enabled)"
+    z = config.zones
+    chosen = f"{', '.join(z.include)}" if z.include else "every zone of each account"
+    excluded = f" except {', '.join(z.exclude)}" if z.exclude else ""
+    return f"{chosen}{excluded}, listed every {_span(z.refresh)}; {datasets}"
+
+
+def plan(config: Config, dataset: str, zone_datasets: str = "") -> str:
     """What `run` would do with this configuration, in words. Never the credential itself."""
     web = _web(config)
     scheme = "https" if web and web.tls_context() else "http"
@@ -159,6 +168,7 @@ def plan(config: Config, dataset: str) -> str:
         ("Cloudflare API", f"{c.api_url} (credential: {c.credentials.identity})"),
         ("accounts", ", ".join(c.accounts) or "every account the credential can see (discovered)"),
         ("datasets", dataset),
+        ("zones", _zones(c, zone_datasets)),
         ("poll interval", f"{c.poll_interval.total_seconds():g}s"),
         ("counting", f"a minute is counted once {_span(c.delay)} old and final once {_span(c.settle)} old; "
          f"first start looks back {_span(c.lookback)}"),
@@ -179,7 +189,8 @@ def _span(delta: timedelta) -> str:
 
 async def _check(config: Config) -> int:
     bridge = Bridge(replace(config, state_dir=None))
-    print(plan(config, ", ".join(d.dataset for d in bridge.datasets)), flush=True)
+    names = (", ".join(d.dataset for d in datasets) for datasets in (bridge.datasets, bridge.zone_datasets))
+    print(plan(config, *names), flush=True)
     await bridge.start()
     try:
         if bridge.discovery_error:

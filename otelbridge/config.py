@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import timedelta
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from otelbridge.catalogue import PROFILES, Catalogue, MetricChoice
+from otelbridge.catalogue import PROFILES, Catalogue, DatasetChoice, MetricChoice
 from otelbridge.catalogue import load as load_catalogue
 from otelbridge.cloudflare.credentials import Credentials, Secret
 
@@ -57,14 +58,34 @@ class Config:
     profile: str = "lean"  # lean: the catalogue's defaults; full: every metric and attribute
     metrics: tuple[tuple[str, MetricChoice], ...] = ()  # per-metric overrides, by OTel name
     log_format: str = "text"  # text, or json: one object per line for log pipelines
+    datasets: tuple[tuple[str, DatasetChoice], ...] = ()  # per-dataset overrides, by dataset name
+    zones: ZoneFilter = field(default_factory=lambda: ZoneFilter())
 
     @property
     def quantile_set(self) -> tuple[str, ...]:
         return self.quantiles or load_catalogue().default_quantiles
 
     def catalogue(self, base: Catalogue | None = None) -> Catalogue:
-        """The catalogue with this configuration's profile and per-metric choices applied."""
-        return (base or load_catalogue()).select(self.profile, dict(self.metrics))
+        """The catalogue with this configuration's datasets, profile and per-metric choices applied."""
+        return (
+            (base or load_catalogue()).configure(dict(self.datasets)).select(self.profile, dict(self.metrics))
+        )
+
+
+@dataclass(frozen=True)
+class ZoneFilter:
+    """Which zones are polled: `include` (empty: all) minus `exclude`; entries match a zone's name
+    or id, and may be shell patterns (`*.example.com`). Zones are listed again every `refresh`."""
+
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    refresh: timedelta = timedelta(minutes=30)
+
+    def wants(self, zone_id: str, name: str) -> bool:
+        def matches(patterns: tuple[str, ...]) -> bool:
+            return any(fnmatchcase(zone_id, p) or fnmatchcase(name.lower(), p.lower()) for p in patterns)
+
+        return (not self.include or matches(self.include)) and not matches(self.exclude)
 
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
@@ -170,32 +191,85 @@ def _profile(key: str, value: Any) -> str:
     return text
 
 
-def _metrics(key: str, value: Any) -> tuple[tuple[str, MetricChoice], ...]:
-    """`metrics: {cloudflare.workers.subrequests: {enabled: true, attributes: [...]}}`."""
+def _mapping(key: str, value: Any, known: set[str]) -> dict[str, Any]:
     if not isinstance(value, dict):
-        raise ConfigError(f"{key}: expected a mapping of metric names to settings")
-    catalogue = load_catalogue()
-    known = catalogue.metric_names
-    out = []
+        raise ConfigError(f"{key}: expected a mapping with {' and/or '.join(sorted(known))}")
+    for name in value:
+        if name not in known:
+            raise ConfigError(f"{key}: unknown key {name!r} (known: {', '.join(sorted(known))})")
+    return value
+
+
+def _named(
+    key: str, value: Any, kind: str, known: Sequence[str], keys: set[str]
+) -> Iterator[tuple[str, str, dict[str, Any], bool | None]]:
+    """(name, its key, its settings, `enabled`) of each entry of a mapping of known names."""
+    if not isinstance(value, dict):
+        raise ConfigError(f"{key}: expected a mapping of {kind} names to settings")
     for name, settings in value.items():
         where = f"{key}.{name}"
         if name not in known:
-            raise ConfigError(f"{where}: unknown metric (known: {', '.join(known)})")
-        if not isinstance(settings, dict) or set(settings) - {"enabled", "attributes"}:
-            raise ConfigError(f"{where}: expected a mapping with `enabled` and/or `attributes`")
+            raise ConfigError(f"{where}: unknown {kind} (known: {', '.join(known)})")
+        settings = _mapping(where, settings, keys)
         enabled = _bool(f"{where}.enabled", settings["enabled"]) if "enabled" in settings else None
+        yield str(name), where, settings, enabled
+
+
+def _choose(
+    where: str, settings: dict[str, Any], key: str, offered: Sequence[str], what: str
+) -> tuple[str, ...]:
+    """The attributes listed under `key`, each one of `offered`."""
+    chosen = _list(f"{where}.{key}", settings[key] or [])
+    for attribute in chosen:
+        if attribute not in offered:
+            raise ConfigError(
+                f"{where}.{key}: {attribute!r} is not {what} (choose from {', '.join(offered) or 'none'})"
+            )
+    return chosen
+
+
+def _metrics(key: str, value: Any) -> tuple[tuple[str, MetricChoice], ...]:
+    """`metrics: {cloudflare.workers.subrequests: {enabled: true, attributes: [...]}}`."""
+    catalogue = load_catalogue()
+    out = []
+    for name, where, settings, enabled in _named(
+        key, value, "metric", catalogue.metric_names, {"enabled", "attributes"}
+    ):
         attributes = None
         if "attributes" in settings:
-            attributes = _list(f"{where}.attributes", settings["attributes"] or [])
-            optional = catalogue.optional_attributes(str(name))
-            for attribute in attributes:
-                if attribute not in optional:
-                    raise ConfigError(
-                        f"{where}.attributes: {attribute!r} is not optional here "
-                        f"(choose from {', '.join(optional) or 'none'})"
-                    )
-        out.append((str(name), MetricChoice(enabled, attributes)))
+            optional = catalogue.optional_attributes(name)
+            attributes = _choose(where, settings, "attributes", optional, "optional here")
+        out.append((name, MetricChoice(enabled, attributes)))
     return tuple(out)
+
+
+def _datasets(key: str, value: Any) -> tuple[tuple[str, DatasetChoice], ...]:
+    """`datasets: {httpRequestsAdaptiveGroups: {enabled: false, dimensions: [...]}}`."""
+    catalogue = load_catalogue()
+    known = [d.dataset for d in catalogue.datasets]
+    out = []
+    for name, where, settings, enabled in _named(key, value, "dataset", known, {"enabled", "dimensions"}):
+        dimensions = None
+        if "dimensions" in settings:
+            offered = [d.attribute for d in catalogue.dataset(name).dimensions]
+            dimensions = _choose(where, settings, "dimensions", offered, f"a dimension of {name}")
+        out.append((name, DatasetChoice(enabled, dimensions)))
+    return tuple(out)
+
+
+def _zones(key: str, value: Any) -> ZoneFilter:
+    """`zones: {include: [example.com, "*.example.net"], exclude: [...], refresh: 30m}`."""
+    settings = _mapping(key, value or {}, {"include", "exclude", "refresh"})
+    lists = {}
+    for name in ("include", "exclude"):
+        lists[name] = _list(f"{key}.{name}", settings.get(name) or [])
+        for pattern in lists[name]:
+            if not pattern or any(c.isspace() for c in pattern):
+                raise ConfigError(f"{key}.{name}: {pattern!r} is not a zone name, id or pattern")
+    refresh = parse_duration(f"{key}.refresh", settings.get("refresh", "30m"))
+    if refresh < timedelta(minutes=1):
+        raise ConfigError(f"{key}.refresh: must be at least 1m, got {settings.get('refresh')!r}")
+    return ZoneFilter(lists["include"], lists["exclude"], refresh)
 
 
 def _log_format(key: str, value: Any) -> str:
@@ -234,6 +308,8 @@ KEYS: dict[str, tuple[Parser, str]] = {
     "profile": (_profile, "OTELBRIDGE_PROFILE"),
     "metrics": (_metrics, ""),  # nested settings: YAML only
     "log_format": (_log_format, "OTELBRIDGE_LOG_FORMAT"),
+    "datasets": (_datasets, ""),  # nested settings: YAML only
+    "zones": (_zones, ""),  # nested settings: YAML only
 }
 
 

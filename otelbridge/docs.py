@@ -17,12 +17,14 @@ def prometheus_name(name: str, unit: str, counter: bool) -> str:
 
 
 def series_per_group(dataset: Dataset, quantiles: int, values: int | None) -> int:
-    """Series one group of the gauge key (one Worker) costs under a selected catalogue, when each
-    optional dimension has taken one value, or `values` of them (None: each its known number)."""
+    """Series one entity (one Worker of an account dataset, one zone of a zone dataset) costs under
+    a selected catalogue, when each dimension it is broken down by has taken one value, or `values`
+    of them (None: each its known number)."""
+    fixed = tuple(a for a in dataset.counter_key if a not in dataset.optional and a not in _per(dataset))
 
     def spread(counter: SourcedMetric) -> int:
         out = 1
-        for a in counter.attributes:
+        for a in (*fixed, *counter.attributes):
             out *= values if values is not None else (dataset.dimension(a).values or 1)
         return out
 
@@ -33,12 +35,17 @@ def series_per_group(dataset: Dataset, quantiles: int, values: int | None) -> in
     return counters + gauges
 
 
+def _per(dataset: Dataset) -> tuple[str, ...]:
+    """What the cost table counts per: a zone (all its series), or the page key's entity (a Worker)."""
+    return () if dataset.scope == "zone" else (dataset.page_key,)
+
+
 def _breakdown(dataset: Dataset) -> str:
-    return ", ".join(dataset.dimension(a).field for a in dataset.optional)
+    return ", ".join(dataset.dimension(a).field for a in dataset.counter_key if a not in _per(dataset))
 
 
 def _entity(dataset: Dataset) -> str:
-    return dataset.dimension(dataset.page_key).field
+    return "zone" if dataset.scope == "zone" else dataset.dimension(dataset.page_key).field
 
 
 def _default(dataset: Dataset, metric: SourcedMetric | AverageGauge, counter: bool) -> str:
@@ -52,7 +59,7 @@ def _default(dataset: Dataset, metric: SourcedMetric | AverageGauge, counter: bo
 
 
 def _cost(dataset: Dataset) -> list[str]:
-    if not dataset.optional:
+    if not dataset.optional and dataset.scope != "zone":
         return []
     q = len(dataset.default_quantiles)
     lean, full = dataset.select("lean"), dataset.select("full")
@@ -129,7 +136,6 @@ def _row(
 
 
 def _dataset_section(dataset: Dataset, quantiles: tuple[str, ...]) -> list[str]:
-    scope = dataset.scope_attribute
     lines = [
         f"## {dataset.dataset}",
         "",
@@ -144,14 +150,23 @@ def _dataset_section(dataset: Dataset, quantiles: tuple[str, ...]) -> list[str]:
     ]
     for c in dataset.counters:
         field = c.source + (f" ({c.api_unit})" if c.api_unit else "")
-        labels = _labels(scope, *dataset.counter_key)
+        labels = _labels(*dataset.scope_attributes, *dataset.counter_key)
         lines.append(_row(c.name, c.unit, True, field, labels, _default(dataset, c, True), c.description))
     if dataset.optional:
+        optional = ", ".join(dataset.dimension(a).field for a in dataset.optional)
+        lines += ["", f"Labels: {optional} only where the counter is exported by it (see Default)."]
+    offered = [d for d in dataset.dimensions if d.attribute not in (*dataset.counter_key, *dataset.gauge_key)]
+    if offered:
         lines += [
             "",
-            f"Labels: {_breakdown(dataset)} only where the counter is exported by it (see Default).",
+            "Offered but not counted by default (each multiplies rows and series; add with",
+            f"`datasets: {{{dataset.dataset}: {{dimensions: [...]}}}}`, see docs/zones.md): "
+            + ", ".join(f"`{d.attribute}` ({d.field})" for d in offered)
+            + ".",
         ]
     if not dataset.gauges:
+        lines += ["", "Labels:", ""]
+        lines += [f"- `{n}` (`{n.replace('.', '_')}`): {text}" for n, text in dataset.attributes.items()]
         return [*lines, ""]
     lines += [
         "",
@@ -166,15 +181,15 @@ def _dataset_section(dataset: Dataset, quantiles: tuple[str, ...]) -> list[str]:
         first, last = quantiles[0], quantiles[-1]
         fields = f"quantiles.{dataset.quantile_field(g, first)} … {dataset.available_quantiles[last]}"
         field = fields + (f" ({g.api_unit})" if g.api_unit else "")
-        labels = _labels(scope, *key, QUANTILE)
+        labels = _labels(*dataset.scope_attributes, *key, QUANTILE)
         lines.append(_row(g.name, g.unit, False, field, labels, _default(dataset, g, False), g.description))
     for a in dataset.average_gauges:
-        labels = _labels(scope, *key)
+        labels = _labels(*dataset.scope_attributes, *key)
         lines.append(
             _row(a.name, a.unit, False, f"avg.{a.field}", labels, _default(dataset, a, False), a.description)
         )
     for g in dataset.level_gauges:
-        labels = _labels(scope, *key)
+        labels = _labels(*dataset.scope_attributes, *key)
         lines.append(
             _row(g.name, g.unit, False, g.source, labels, _default(dataset, g, False), g.description)
         )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import threading
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -16,7 +17,7 @@ from datetime import datetime
 from opentelemetry.metrics import Observation
 
 from otelbridge import exact
-from otelbridge.catalogue import ACCOUNT, QUANTILE, Catalogue, Dataset, SourcedMetric
+from otelbridge.catalogue import ACCOUNT, DATASET, QUANTILE, Catalogue, Dataset, SourcedMetric
 from otelbridge.cloudflare.answers import LevelRows, QuantileRow
 from otelbridge.ledger import Ledger, SeriesKey, Vector
 
@@ -30,6 +31,17 @@ class AccountHealth:
 
 
 @dataclass(frozen=True)
+class ZoneScope:
+    """One zone's ledgers and what its series carry besides its tag."""
+
+    account: str  # the owning account's tag
+    ledgers: Mapping[str, Ledger]  # by dataset
+    health: AccountHealth
+    attributes: Mapping[str, str]  # e.g. the zone's name and account, on every series of the zone
+    skipped: tuple[str, ...] = ()  # datasets its plan lacks
+
+
+@dataclass(frozen=True)
 class Health:
     """Process-wide self-telemetry inputs."""
 
@@ -39,6 +51,7 @@ class Health:
     discovery_up: bool = True  # the accounts to poll are known (configured or discovered)
     state_up: bool | None = None  # the last state save succeeded; None when nothing is persisted
     state_save_failures: int = 0
+    split_requests: Mapping[str, int] = field(default_factory=dict)  # account -> requests beyond one
 
 
 class Snapshot:
@@ -103,6 +116,7 @@ class _Rows:
     quantiles: Mapping[SeriesKey, QuantileRow]
     levels: LevelRows = field(default_factory=dict)
     exact_fields: frozenset[int] = frozenset()  # indices of fields held in exact units (ledger.floats)
+    attributes: Mapping[str, str] = field(default_factory=dict)  # the scope's other attributes
 
 
 def _exact_sum(values: list[float]) -> float:
@@ -151,6 +165,7 @@ def _dataset_points(
     for scope in sorted(rows):
         row_set = rows[scope]
         totals, exact_fields = row_set.totals, row_set.exact_fields
+        scope_attrs = {scope_attribute: scope, **row_set.attributes}
         for kept, counters in groups.items():
             names = tuple(counter_key[p] for p in kept)
             if len(kept) == len(counter_key):
@@ -160,12 +175,12 @@ def _dataset_points(
                 series = project(totals, kept, tuple(i for i, _ in counters))
                 positions = tuple(range(len(counters)))
             for key, vector in sorted(series.items()):
-                attrs = {scope_attribute: scope, **dict(zip(names, key, strict=True))}
+                attrs = {**scope_attrs, **dict(zip(names, key, strict=True))}
                 for (i, counter), p in zip(counters, positions, strict=True):
                     out.add(counter.name, _exported(counter, i, vector[p], exact_fields), attrs)
         for key in sorted(row_set.quantiles):
             row = row_set.quantiles[key]
-            base = {scope_attribute: scope, **dict(zip(gauge_key, key, strict=True))}
+            base = {**scope_attrs, **dict(zip(gauge_key, key, strict=True))}
             # One attribute dict per quantile, shared by the gauges: 10^5 series, a fifth of the dicts.
             per_quantile = {q: {**base, QUANTILE: q} for q in quantiles}
             for gauge in dataset.quantile_gauges:
@@ -176,7 +191,7 @@ def _dataset_points(
                 out.add(avg.name, row.averages[avg.field], base)
         for key in sorted(row_set.levels):
             values = row_set.levels[key]
-            base = {scope_attribute: scope, **dict(zip(gauge_key, key, strict=True))}
+            base = {**scope_attrs, **dict(zip(gauge_key, key, strict=True))}
             for level in dataset.level_gauges:
                 if level.name in values:
                     out.add(level.name, level.exported(values[level.name]), base)
@@ -218,6 +233,16 @@ def _count(
     return kept, sum(attempts) - kept
 
 
+def _copy(ledger: Ledger, name: str, h: AccountHealth | None, attributes: Mapping[str, str]) -> _Rows:
+    return _Rows(
+        dict(ledger.totals),
+        dict(h.quantiles.get(name, {})) if h is not None else {},
+        dict(h.levels.get(name, {})) if h is not None else {},
+        frozenset(ledger.float_index),
+        attributes,
+    )
+
+
 def build(
     catalogue: Catalogue,
     quantiles: tuple[str, ...],
@@ -226,31 +251,44 @@ def build(
     process: Health,
     now: datetime,
     max_series: int,
+    zones: Mapping[str, ZoneScope] | None = None,
 ) -> Snapshot:
-    """`ledgers`: by account, then by dataset."""
+    """`ledgers`: by account, then by dataset; `zones`: by zone tag. A dataset is of one scope, so
+    its series come from accounts or from zones, never both."""
+    zones = zones or {}
     rows: dict[str, dict[str, _Rows]] = {}
     for account, by_dataset in ledgers.items():
         h = health.get(account)
         for name, ledger in by_dataset.items():
-            rows.setdefault(name, {})[account] = _Rows(
-                dict(ledger.totals),
-                dict(h.quantiles.get(name, {})) if h is not None else {},
-                dict(h.levels.get(name, {})) if h is not None else {},
-                frozenset(ledger.float_index),
-            )
+            rows.setdefault(name, {})[account] = _copy(ledger, name, h, {})
+    for tag, z in zones.items():
+        for name, ledger in z.ledgers.items():
+            rows.setdefault(name, {})[tag] = _copy(ledger, name, z.health, z.attributes)
     series, dropped = _count(catalogue, quantiles, rows, max_series)
     self_points: dict[str, list[Observation]] = {}
 
     def put(name: str, value: float, attributes: dict[str, str] | None = None) -> None:
         self_points.setdefault(name, []).append(Observation(value, attributes or {}))
 
+    by_account: dict[str, list[ZoneScope]] = {}
+    for z in zones.values():
+        by_account.setdefault(z.account, []).append(z)
     for account, by_dataset in sorted(ledgers.items()):
         attrs = {ACCOUNT: account}
         h = health.get(account)
         put("otelbridge.up", 1 if h is not None and h.up else 0, attrs)
         if h is not None:
             put("otelbridge.poll.duration", h.poll_seconds, attrs)
-        account_ledgers = by_dataset.values()
+        owned = by_account.get(account, [])
+        # the account's watermark, gaps and corrections include its zones'
+        account_ledgers = [*by_dataset.values(), *(ledger for z in owned for ledger in z.ledgers.values())]
+        if owned:
+            put("otelbridge.zones", len(owned), attrs)
+            put("otelbridge.zones.up", sum(z.health.up for z in owned), attrs)
+            skipped = Counter(name for z in owned for name in z.skipped)
+            for name, count in sorted(skipped.items()):
+                put("otelbridge.datasets.skipped", count, {**attrs, DATASET: name})
+        put("otelbridge.api.requests.split", process.split_requests.get(account, 0), attrs)
         counted = min((ledger.counted for ledger in account_ledgers), default=now)
         put("otelbridge.watermark.lag", max(0.0, (now - counted).total_seconds()), attrs)
         # whole minutes, exported in seconds

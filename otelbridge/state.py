@@ -31,9 +31,12 @@ from typing import Any, NoReturn
 from otelbridge.ledger import Ledger
 
 log = logging.getLogger(__name__)
-FORMAT = 2  # 2: ledgers by account and dataset; 1: one ledger per account, of FORMAT_1_DATASET
+# 2: ledgers by account and dataset (`accounts`), by zone and dataset (`zones`, optional), and each
+# dataset's counter key (`keys`, optional); 1: one ledger per account, of FORMAT_1_DATASET
+FORMAT = 2
 FORMAT_1_DATASET = "workersInvocationsAdaptive"  # the only dataset counted when format 1 was written
-Ledgers = dict[str, dict[str, Ledger]]  # account tag -> dataset -> ledger
+Ledgers = dict[str, dict[str, Ledger]]  # account (or zone) tag -> dataset -> ledger
+Shapes = Mapping[str, tuple[tuple[str, ...], int]]  # dataset -> (counter fields, key width)
 INSTANCE_FILE = "instance-id"
 MAX_INSTANCE_ID = 128
 
@@ -85,31 +88,49 @@ class SaveHealth:
 
 
 class StateStore:
-    def __init__(self, directory: Path, api_url: str) -> None:
+    def __init__(
+        self, directory: Path, api_url: str, keys: Mapping[str, tuple[str, ...]] | None = None
+    ) -> None:
         self.directory = directory
         self.api_url = api_url
+        # dataset -> the attributes its ledgers are keyed by; ledgers saved with another key (the
+        # `datasets.<name>.dimensions` setting changed) are dropped on load
+        self.keys = dict(keys or {})
         self.path = directory / "state.json"
         self.health = SaveHealth()
         self._instance_id = ""
         self._instance_saved = False
 
-    def save(self, ledgers: Mapping[str, Mapping[str, Ledger]]) -> None:
+    def save(
+        self,
+        ledgers: Mapping[str, Mapping[str, Ledger]],
+        zones: Mapping[str, Mapping[str, Ledger]] | None = None,
+    ) -> None:
+        def section(by_scope: Mapping[str, Mapping[str, Ledger]]) -> dict[str, Any]:
+            return {
+                tag: {dataset: ledger.to_json() for dataset, ledger in by_dataset.items()}
+                for tag, by_dataset in by_scope.items()
+            }
+
         document = {
             "format": FORMAT,
             "api_url": self.api_url,
             "saved_at": time.time(),
-            "accounts": {
-                account: {dataset: ledger.to_json() for dataset, ledger in by_dataset.items()}
-                for account, by_dataset in ledgers.items()
-            },
+            "accounts": section(ledgers),
+            "zones": section(zones or {}),
+            "keys": {dataset: list(key) for dataset, key in self.keys.items()},
         }
         text = json.dumps(document, separators=(",", ":"), allow_nan=False)
         write_atomically(self.path, text.encode("utf-8"))
 
-    def persist(self, ledgers: Mapping[str, Mapping[str, Ledger]]) -> bool:
+    def persist(
+        self,
+        ledgers: Mapping[str, Mapping[str, Ledger]],
+        zones: Mapping[str, Mapping[str, Ledger]] | None = None,
+    ) -> bool:
         """save(), never raising: a failure is logged when saving starts failing and when it heals."""
         try:
-            self.save(ledgers)
+            self.save(ledgers, zones)
             if self._instance_id and not self._instance_saved:
                 self._save_instance_id()
         except Exception as exc:  # whatever the cause, counting goes on and the next cycle retries
@@ -152,11 +173,15 @@ class StateStore:
         write_atomically(self.directory / INSTANCE_FILE, f"{self._instance_id}\n".encode())
         self._instance_saved = True
 
-    def load(self, shapes: Mapping[str, tuple[tuple[str, ...], int]]) -> Ledgers:
-        """The saved ledgers of the datasets in `shapes` (dataset -> (counter fields, key width));
-        ledgers of datasets no longer counted are left out."""
+    def load(self, shapes: Shapes) -> Ledgers:
+        """The saved account ledgers of the datasets in `shapes` (dataset -> (counter fields, key
+        width)); ledgers of datasets no longer counted are left out."""
+        return self.load_all(shapes)[0]
+
+    def load_all(self, shapes: Shapes) -> tuple[Ledgers, Ledgers]:
+        """The saved ledgers by account and by zone."""
         if not self.path.exists():
-            return {}
+            return {}, {}
         try:
             text = self.path.read_text(encoding="utf-8")
             document = json.loads(text, parse_constant=_no_constant, parse_float=_finite)
@@ -167,9 +192,9 @@ class StateStore:
             log.error(
                 "state file %s is unusable (%s); moved it to %s and starting fresh", self.path, exc, aside
             )
-            return {}
+            return {}, {}
 
-    def _parse(self, document: Any, shapes: Mapping[str, tuple[tuple[str, ...], int]]) -> Ledgers:
+    def _parse(self, document: Any, shapes: Shapes) -> tuple[Ledgers, Ledgers]:
         if not isinstance(document, dict) or document.get("format") not in (1, FORMAT):
             raise ValueError("not an otelbridge state file of a known format")
         if document.get("api_url") != self.api_url:
@@ -179,16 +204,32 @@ class StateStore:
             raise ValueError("accounts is not a mapping")
         if document["format"] == 1:  # migrate: its ledgers are the one dataset then counted
             accounts = {account: {FORMAT_1_DATASET: data} for account, data in accounts.items()}
-        if not all(isinstance(a, dict) for a in accounts.values()):
-            raise ValueError("accounts is not a mapping of datasets")
-        ledgers: Ledgers = {}
-        for scope, by_dataset in accounts.items():
-            for dataset, data in by_dataset.items():
-                if dataset not in shapes:
-                    continue
-                fields, width = shapes[dataset]
-                ledger = Ledger.from_json(data, fields, width)
-                if ledger.settled.utcoffset() is None or ledger.counted.utcoffset() is None:
-                    raise ValueError(f"{scope} {dataset}: times without a timezone")
-                ledgers.setdefault(str(scope), {})[str(dataset)] = ledger
-        return ledgers
+        saved_keys = document.get("keys", {})
+        if not isinstance(saved_keys, dict):
+            raise ValueError("keys is not a mapping")
+        rekeyed = {d for d, key in saved_keys.items() if d in self.keys and list(self.keys[d]) != list(key)}
+        for dataset in sorted(rekeyed & set(shapes)):
+            log.warning(
+                "%s is now counted by %s (saved: %s); its saved totals are dropped",
+                dataset,
+                ", ".join(self.keys[dataset]),
+                ", ".join(map(str, saved_keys[dataset])),
+            )
+        kept = {d: shape for d, shape in shapes.items() if d not in rekeyed}
+        return _ledgers(accounts, kept), _ledgers(document.get("zones", {}), kept)
+
+
+def _ledgers(by_scope: Any, shapes: Shapes) -> Ledgers:
+    if not isinstance(by_scope, dict) or not all(isinstance(a, dict) for a in by_scope.values()):
+        raise ValueError("ledgers are not a mapping of datasets by account or zone")
+    ledgers: Ledgers = {}
+    for scope, by_dataset in by_scope.items():
+        for dataset, data in by_dataset.items():
+            if dataset not in shapes:
+                continue
+            fields, width = shapes[dataset]
+            ledger = Ledger.from_json(data, fields, width)
+            if ledger.settled.utcoffset() is None or ledger.counted.utcoffset() is None:
+                raise ValueError(f"{scope} {dataset}: times without a timezone")
+            ledgers.setdefault(str(scope), {})[str(dataset)] = ledger
+    return ledgers

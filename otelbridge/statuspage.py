@@ -159,6 +159,32 @@ def _scripts_table(points: Sequence[Point], busiest: Sequence[Busiest]) -> str:
     )
 
 
+def _zones(info: Mapping[str, Any] | None) -> str:
+    """The account's zones: each one's name, whether its last poll succeeded, what its plan lacks."""
+    if not info:
+        return ""
+    zones: Mapping[str, Any] = info.get("zones", {})
+    up = sum(1 for z in zones.values() if z.get("up"))
+    error = info.get("listing_error")
+    rows = "".join(
+        f"<tr><td>{_text(z.get('name', ''))}</td><td><code>{_text(tag)}</code></td>"
+        f"<td>{'up' if z.get('up') else 'down'}</td>"
+        f"<td>{_text(', '.join(z.get('skipped', [])) or '-')}</td>"
+        f'<td class="error">{_text(z.get("last_error") or "")}</td></tr>'
+        for tag, z in sorted(zones.items(), key=lambda item: str(item[1].get("name", "")))
+    )
+    return (
+        f"<h3>Zones: {up} of {len(zones)} up, {int(info.get('groups', 0))} request(s) per cycle</h3>"
+        + (f'<p class="error">zone listing: {_text(error)}</p>' if error else "")
+        + (
+            "<table><tr><th>zone</th><th>id</th><th>last poll</th><th>not in its plan (skipped)</th>"
+            f"<th>last error</th></tr>{rows}</table>"
+            if rows
+            else ""
+        )
+    )
+
+
 def _account(tag: str, info: Mapping[str, Any], history: History, now: datetime) -> str:
     last = history.last_poll.get(tag)
     up = bool(info.get("up"))
@@ -185,6 +211,7 @@ def _account(tag: str, info: Mapping[str, Any], history: History, now: datetime)
         '<span class="req">━ requests</span><span class="err">━ errors</span></span></h3>'
         + _chart(points, lambda p: p.requests, lambda p: p.errors, 720, 120, f"account {tag}")
         + _scripts_table(points, history.busiest(tag, TOP_SCRIPTS))
+        + _zones(info.get("zones"))
         + "</section>"
     )
 

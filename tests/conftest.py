@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from otelbridge.bridge import Bridge
+from otelbridge.catalogue import DatasetChoice, load
 from otelbridge.clock import ManualClock
 from otelbridge.cloudflare.credentials import Credentials, Secret
 from otelbridge.config import Config
@@ -18,6 +19,7 @@ from otelbridge.poller import RetryPolicy
 from otelbridge.simulator import Simulator, Traffic
 
 START = datetime(2026, 11, 26, 9, 0, 30, tzinfo=UTC)
+WITHOUT_ZONES = tuple((d.dataset, DatasetChoice(enabled=False)) for d in load().datasets if d.scope == "zone")
 TOKEN = "sim-token"
 
 
@@ -56,6 +58,9 @@ def make_config(sim: Simulator, tmp_path: Path) -> Callable[..., Config]:
             state_dir=tmp_path / "state",
             request_timeout=timedelta(seconds=5),
             profile="full",  # every metric and attribute, so exactness covers all of them
+            # Zone datasets are off unless a test turns them on (`datasets=()`): the request and
+            # call counts other tests assert are those of the account datasets.
+            datasets=WITHOUT_ZONES,
         )
         return replace(base, **overrides)
 

@@ -69,11 +69,26 @@ class Account:
     name: str
 
 
+@dataclass(frozen=True)
+class Zone:
+    id: str
+    name: str
+    account: str  # the owning account's tag
+
+
 @dataclass
 class Answer:
     sums: dict[str, SumRows]  # alias -> counter key -> vector
     quantiles: dict[str, dict[SeriesKey, QuantileRow]]  # alias -> gauge key -> row
     levels: dict[str, LevelRows]  # alias -> gauge key -> level gauge -> value
+    requests: int  # GraphQL requests it took (more than one only when a page came back full)
+
+
+@dataclass
+class ZoneAnswers:
+    """The rows of a group of zones, by zone; a zone the API left out has no answer."""
+
+    zones: dict[str, Answer]
     requests: int  # GraphQL requests it took (more than one only when a page came back full)
 
 
@@ -238,21 +253,16 @@ class CloudflareClient:
         """Each dataset's limits for this account (by dataset name), in one request."""
         document = queries.settings_query(tuple(d.graphql_node for d in datasets))
         node = await self._account_node(account, document, {"account": account})
-        out = {}
-        for dataset in datasets:
-            try:
-                s = node["settings"][dataset.graphql_node]
-                out[dataset.dataset] = DatasetLimits(
-                    enabled=bool(s["enabled"]),
-                    max_duration=int(s["maxDuration"]),
-                    max_page_size=int(s["maxPageSize"]),
-                    not_older_than=int(s["notOlderThan"]),
-                )
-            except (KeyError, TypeError, ValueError) as exc:
-                raise errors.MalformedResponse(
-                    f"settings.{dataset.graphql_node}: {type(exc).__name__}"
-                ) from None
-        return out
+        return _limits(node, datasets)
+
+    async def zone_settings(
+        self, zones: tuple[str, ...], datasets: tuple[Dataset, ...]
+    ) -> dict[str, dict[str, DatasetLimits]]:
+        """Each dataset's limits for each zone (what its plan offers), in one request. Zones the
+        credential cannot see are left out of the answer."""
+        document = queries.zone_settings_query(tuple(d.graphql_node for d in datasets))
+        nodes = _zone_nodes(await self._execute(document, {"zones": list(zones)}), "zones", zones)
+        return {tag: _limits(node, datasets) for tag, node in nodes.items()}
 
     async def fetch(
         self, account: str, requests: tuple[queries.AliasRequest, ...], limits: dict[str, int]
@@ -268,6 +278,30 @@ class CloudflareClient:
             taken = (self._take(node, r, limits[r.dataset.dataset], answer) for r in pending)
             pending = tuple(p for p in taken if p)
         return answer
+
+    async def fetch_zones(
+        self,
+        wanted: dict[str, tuple[queries.AliasRequest, ...]],
+        limits: dict[str, dict[str, int]],
+    ) -> ZoneAnswers:
+        """Fetch every zone's aliases in one request (zones asking for the same ranges share one
+        `zones` field), following full pages with more requests. `wanted` should hold at most 10
+        zones: Cloudflare refuses a request naming more. `limits`: page size by zone and dataset."""
+        out = ZoneAnswers(zones={}, requests=0)
+        pending = {tag: requests for tag, requests in wanted.items() if requests}
+        while pending:
+            fields = queries.zone_fields(pending, limits)
+            document, variables = queries.zone_request(fields, self._quantiles)
+            data = await self._execute(document, variables)
+            out.requests += 1
+            following: dict[str, tuple[queries.AliasRequest, ...]] = {}
+            for i, f in enumerate(fields):
+                for tag, node in _zone_nodes(data, f"z{i}", f.zones).items():
+                    answer = out.zones.setdefault(tag, Answer(sums={}, quantiles={}, levels={}, requests=0))
+                    taken = (self._take(node, r, limits[tag][r.dataset.dataset], answer) for r in f.requests)
+                    following[tag] = tuple(p for p in taken if p)
+            pending = {tag: requests for tag, requests in following.items() if requests}
+        return out
 
     def _take(
         self, node: Mapping[str, Any], request: queries.AliasRequest, limit: int, answer: Answer
@@ -298,15 +332,28 @@ class CloudflareClient:
 
     async def accounts(self) -> list[Account]:
         """Every account the credential can see, over REST (GraphQL cannot list accounts)."""
-        found: list[Account] = []
+        items = await self._listing("accounts", {})
+        return [Account(id=str(item["id"]), name=str(item.get("name", ""))) for item in items]
+
+    async def zones(self, account: str) -> list[Zone]:
+        """The account's zones over REST (their names are not in GraphQL), every page."""
+        items = await self._listing("zones", {"account.id": account})
+        try:
+            return [Zone(id=str(i["id"]), name=str(i["name"]), account=account) for i in items]
+        except (KeyError, TypeError) as exc:
+            raise errors.MalformedResponse(f"GET {self._api_url}/zones: a zone without {exc}") from None
+
+    async def _listing(self, path: str, params: dict[str, str]) -> list[Mapping[str, Any]]:
+        """Every item of a paged REST listing, in Cloudflare's envelope."""
+        found: list[Mapping[str, Any]] = []
         page = 1
         timeout = aiohttp.ClientTimeout(total=self._timeout)
         async with aiohttp.ClientSession(headers=self._headers, timeout=timeout) as session:
-            where = f"GET {self._api_url}/accounts"
+            where = f"GET {self._api_url}/{path}"
             while True:
                 try:
                     async with session.get(
-                        f"{self._api_url}/accounts", params={"page": page, "per_page": 50}
+                        f"{self._api_url}/{path}", params={**params, "page": page, "per_page": 50}
                     ) as resp:
                         status, text = resp.status, await resp.text(errors="replace")
                 except Exception as exc:
@@ -321,9 +368,43 @@ class CloudflareClient:
                     raise errors.MalformedResponse(f"{where}: HTTP {status}, not a JSON object")
                 if not body.get("success"):
                     raise _classify_error_list(list(body.get("errors") or []))
-                for item in body.get("result") or []:
-                    found.append(Account(id=str(item["id"]), name=str(item.get("name", ""))))
+                result = body.get("result") or []
+                if not isinstance(result, list) or not all(isinstance(i, Mapping) for i in result):
+                    raise errors.MalformedResponse(f"{where}: result is not a list of objects")
+                found.extend(result)
                 info = body.get("result_info") or {}
                 if page >= int(info.get("total_pages", 1)):
                     return found
                 page += 1
+
+
+def _limits(node: Mapping[str, Any], datasets: tuple[Dataset, ...]) -> dict[str, DatasetLimits]:
+    """Each dataset's limits from an account's or a zone's `settings`."""
+    out = {}
+    for dataset in datasets:
+        try:
+            s = node["settings"][dataset.graphql_node]
+            out[dataset.dataset] = DatasetLimits(
+                enabled=bool(s["enabled"]),
+                max_duration=int(s["maxDuration"]),
+                max_page_size=int(s["maxPageSize"]),
+                not_older_than=int(s["notOlderThan"]),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise errors.MalformedResponse(f"settings.{dataset.graphql_node}: {type(exc).__name__}") from None
+    return out
+
+
+def _zone_nodes(data: Mapping[str, Any], field: str, zones: tuple[str, ...]) -> dict[str, Mapping[str, Any]]:
+    """The zone nodes under `viewer.<field>` by zone tag; only zones asked for, each at most once."""
+    viewer = data.get("viewer")
+    nodes = viewer.get(field) if isinstance(viewer, Mapping) else None
+    if not isinstance(nodes, list) or not all(isinstance(n, Mapping) for n in nodes):
+        raise errors.MalformedResponse(f"viewer.{field} missing")
+    out: dict[str, Mapping[str, Any]] = {}
+    for node in nodes:
+        tag = node.get("zoneTag")
+        if not isinstance(tag, str) or tag not in zones or tag in out:
+            raise errors.MalformedResponse(f"viewer.{field}: unexpected zone {tag!r}")
+        out[tag] = node
+    return out

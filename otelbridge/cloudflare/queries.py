@@ -1,7 +1,9 @@
 """GraphQL documents generated from the dataset catalogues.
 
 One request per account and cycle carries every range of every dataset it needs, as aliases named
-`<dataset>_<role>`: sums grouped by the dataset's counter key for the settling and the open
+`<dataset>_<role>`; one request per group of at most 10 zones carries every zone dataset, the same
+aliases under one `zones(filter: {zoneTag_in})` field per set of zones asking for the same ranges.
+Sums grouped by the dataset's counter key for the settling and the open
 minutes, gauges (quantiles, averages) grouped by its gauge key over the gauge window, and level
 gauges grouped by the gauge key and the time dimension (the newest value of each group is kept).
 """
@@ -92,31 +94,56 @@ def _order(shape: Shape, dataset: Dataset) -> str:
     return f"[{', '.join(order)}]"
 
 
-@lru_cache(maxsize=64)
-def _document(
-    shapes: tuple[tuple[str, Dataset, Shape, bool], ...], quantiles: tuple[str, ...]
-) -> DocumentNode:
-    variables = ["$account: string!"]
+Shapes = tuple[tuple[str, Dataset, Shape, bool], ...]  # (alias, dataset, shape, paged) per alias
+
+
+def _aliases(shapes: Shapes, quantiles: tuple[str, ...], prefix: str = "") -> tuple[list[str], str]:
+    """The variables and selections of some aliases; `prefix` keeps the variables of several
+    scopes (zone fields) in one document apart."""
+    variables: list[str] = []
     parts = []
     for alias, dataset, shape, paged in shapes:
-        variables += [f"${alias}From: Time!", f"${alias}To: Time!", f"${alias}Limit: uint64!"]
+        v = f"${prefix}{alias}"
+        variables += [f"{v}From: Time!", f"{v}To: Time!", f"{v}Limit: uint64!"]
         time = dataset.time_filter
         page = ""
         if paged:
-            variables.append(f"${alias}After: string!")
-            page = f", {dataset.dimension(dataset.page_key).field}_geq: ${alias}After"
+            variables.append(f"{v}After: string!")
+            page = f", {dataset.dimension(dataset.page_key).field}_geq: {v}After"
         parts.append(
             f"{alias}: {dataset.graphql_node}("
-            f"filter: {{{time}_geq: ${alias}From, {time}_lt: ${alias}To{page}}}, "
-            f"limit: ${alias}Limit, orderBy: {_order(shape, dataset)}) "
+            f"filter: {{{time}_geq: {v}From, {time}_lt: {v}To{page}}}, "
+            f"limit: {v}Limit, orderBy: {_order(shape, dataset)}) "
             f"{{ {_selection(shape, dataset, quantiles)} }}"
         )
-    body = "\n      ".join(parts)
+    return variables, "\n      ".join(parts)
+
+
+@lru_cache(maxsize=64)
+def _document(shapes: Shapes, quantiles: tuple[str, ...]) -> DocumentNode:
+    variables, body = _aliases(shapes, quantiles)
     text = (
-        f"query Datasets({', '.join(variables)}) {{\n"
+        f"query Datasets($account: string!, {', '.join(variables)}) {{\n"
         f"  viewer {{\n    accounts(filter: {{accountTag: $account}}) {{\n      {body}\n    }}\n  }}\n}}\n"
     )
     return parse(text)
+
+
+def _shapes(requests: tuple[AliasRequest, ...]) -> Shapes:
+    return tuple((r.alias, r.dataset, r.shape, r.after is not None) for r in requests)
+
+
+def _alias_values(
+    requests: tuple[AliasRequest, ...], limits: dict[str, int], prefix: str = ""
+) -> dict[str, object]:
+    variables: dict[str, object] = {}
+    for r in requests:
+        variables[f"{prefix}{r.alias}From"] = time_value(r.start)
+        variables[f"{prefix}{r.alias}To"] = time_value(r.end)
+        variables[f"{prefix}{r.alias}Limit"] = limits[r.dataset.dataset]
+        if r.after is not None:
+            variables[f"{prefix}{r.alias}After"] = r.after
+    return variables
 
 
 def account_request(
@@ -126,22 +153,81 @@ def account_request(
     for r in requests:
         if r.dataset.scope != "account":
             raise ValueError(f"{r.dataset.dataset}: only account-scope datasets are queried by account")
-    shapes = tuple((r.alias, r.dataset, r.shape, r.after is not None) for r in requests)
-    variables: dict[str, object] = {"account": account}
-    for r in requests:
-        variables[f"{r.alias}From"] = time_value(r.start)
-        variables[f"{r.alias}To"] = time_value(r.end)
-        variables[f"{r.alias}Limit"] = limits[r.dataset.dataset]
-        if r.after is not None:
-            variables[f"{r.alias}After"] = r.after
-    return _document(shapes, quantiles), variables
+    variables: dict[str, object] = {"account": account, **_alias_values(requests, limits)}
+    return _document(_shapes(requests), quantiles), variables
+
+
+@dataclass(frozen=True)
+class ZoneField:
+    """Zones asked for the same aliases over the same ranges: one `zones(filter: {zoneTag_in})`
+    field of a zone request. Zones whose ledgers stand at the same minutes (the steady state)
+    share one; a zone that joined later, or whose plan lacks a dataset, gets its own."""
+
+    zones: tuple[str, ...]
+    requests: tuple[AliasRequest, ...]
+    limits: tuple[tuple[str, int], ...]  # page size by dataset
+
+
+def zone_fields(
+    wanted: dict[str, tuple[AliasRequest, ...]], limits: dict[str, dict[str, int]]
+) -> tuple[ZoneField, ...]:
+    """Zones grouped by identical requests (aliases, ranges, pages) and page sizes."""
+    groups: dict[tuple[object, ...], list[str]] = {}
+    for zone in sorted(wanted):
+        if wanted[zone]:
+            ranges = tuple((r.alias, r.shape, r.start, r.end, r.after) for r in wanted[zone])
+            groups.setdefault((ranges, tuple(sorted(limits[zone].items()))), []).append(zone)
+    return tuple(
+        ZoneField(tuple(zones), wanted[zones[0]], tuple(sorted(limits[zones[0]].items())))
+        for zones in groups.values()
+    )
+
+
+@lru_cache(maxsize=64)
+def _zone_document(fields: tuple[Shapes, ...], quantiles: tuple[str, ...]) -> DocumentNode:
+    variables: list[str] = []
+    bodies = []
+    for i, shapes in enumerate(fields):
+        names, body = _aliases(shapes, quantiles, f"z{i}_")
+        variables += [f"$z{i}: [string!]", *names]
+        bodies.append(
+            f"    z{i}: zones(filter: {{zoneTag_in: $z{i}}}) {{\n      zoneTag\n      {body}\n    }}"
+        )
+    text = f"query Zones({', '.join(variables)}) {{\n  viewer {{\n" + "\n".join(bodies) + "\n  }\n}\n"
+    return parse(text)
+
+
+def zone_request(
+    fields: tuple[ZoneField, ...], quantiles: tuple[str, ...]
+) -> tuple[DocumentNode, dict[str, object]]:
+    """One document for several zone fields, each `z<i>: zones(filter: {zoneTag_in: $z<i>})`."""
+    variables: dict[str, object] = {}
+    for i, f in enumerate(fields):
+        for r in f.requests:
+            if r.dataset.scope != "zone":
+                raise ValueError(f"{r.dataset.dataset}: only zone-scope datasets are queried by zone")
+        variables[f"z{i}"] = list(f.zones)
+        variables.update(_alias_values(f.requests, dict(f.limits), f"z{i}_"))
+    return _zone_document(tuple(_shapes(f.requests) for f in fields), quantiles), variables
+
+
+def _settings_fields(nodes: tuple[str, ...]) -> str:
+    return " ".join(f"{n} {{ enabled maxDuration maxPageSize notOlderThan }}" for n in dict.fromkeys(nodes))
 
 
 @lru_cache(maxsize=16)
 def settings_query(nodes: tuple[str, ...]) -> DocumentNode:
     """The `settings` of these GraphQL nodes (each dataset's limits for the account)."""
-    fields = " ".join(f"{n} {{ enabled maxDuration maxPageSize notOlderThan }}" for n in dict.fromkeys(nodes))
     return parse(
-        "query Settings($account: string!) {\n"
-        f"  viewer {{ accounts(filter: {{accountTag: $account}}) {{ settings {{ {fields} }} }} }}\n}}\n"
+        "query Settings($account: string!) {\n  viewer { accounts(filter: {accountTag: $account}) "
+        f"{{ settings {{ {_settings_fields(nodes)} }} }} }}\n}}\n"
+    )
+
+
+@lru_cache(maxsize=16)
+def zone_settings_query(nodes: tuple[str, ...]) -> DocumentNode:
+    """The `settings` of these GraphQL nodes for the zones in `$zones` (what each zone's plan offers)."""
+    return parse(
+        "query ZoneSettings($zones: [string!]) {\n  viewer { zones(filter: {zoneTag_in: $zones}) "
+        f"{{ zoneTag settings {{ {_settings_fields(nodes)} }} }} }}\n}}\n"
     )

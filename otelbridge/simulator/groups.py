@@ -183,7 +183,7 @@ def resolve_zones(
             ZoneView(a.tag, found[1])
             for a in ctx.traffic.accounts
             if ctx.credential.can_see(a.tag)
-            for tag in a.zones
+            for tag in ctx.traffic.zones(a)
             if (found := analytics.zone(tag)) is not None
         ),
         key=lambda v: v.zone.tag,

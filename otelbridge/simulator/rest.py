@@ -69,7 +69,7 @@ def zones_page(traffic: Traffic, credential: Credential, query: Mapping[str, str
         if not credential.can_see(account.tag) or wanted_account not in (None, account.tag):
             continue
         for zone in traffic.analytics.resources[account.tag].zones:
-            if wanted_name in (None, zone.name):
+            if wanted_name in (None, zone.name) and zone.tag in traffic.zones(account):
                 rows.append((account, zone))
     rows.sort(key=lambda row: row[1].name)
     return _paged(

@@ -23,7 +23,7 @@ from otelbridge.simulator import events as ev
 from otelbridge.simulator.analytics import Analytics, arrived
 from otelbridge.simulator.events import Event, Number, Seen
 from otelbridge.simulator.knobs import Knobs
-from otelbridge.simulator.world import Resources, default_resources, scaled_resources
+from otelbridge.simulator.world import Resources, default_resources, scaled_resources, zone
 
 Profile = Literal["busy", "idle", "erroring", "bursty"]
 
@@ -98,6 +98,13 @@ class Traffic:
         self._by_tag = {a.tag: i for i, a in enumerate(accounts)}
         self._cache: OrderedDict[tuple[int, int, bool], list[Event]] = OrderedDict()
         self._cache_blocks = cache_blocks
+        # Zones taken off the account (deleted, moved): not listed, not in viewer.zones. Their
+        # records, and every other zone's, stay as they were, so a zone can come back unchanged.
+        self.hidden_zones: set[str] = set()
+
+    def zones(self, account: Account) -> tuple[str, ...]:
+        """The account's zones as the API lists them now."""
+        return tuple(z for z in account.zones if z not in self.hidden_zones)
 
     # --- construction -------------------------------------------------------------------
 
@@ -167,6 +174,19 @@ class Traffic:
             zones = tuple(z.tag for z in res.zones)
             built.append(Account(_hex(seed, "account", a), f"Account {a:03d}", tuple(scripts), zones))
         return cls(seed, built, resources=resources)
+
+    @classmethod
+    def zoned(
+        cls, seed: int, zones: int, plans: tuple[str, ...] = ("enterprise", "business", "pro", "free")
+    ) -> Traffic:
+        """One account with one Worker and `zones` zones (named zone-NNN.example), plans in turn."""
+        tag = _hex(seed, "account", 0)
+        script = Script("edge-router", _hex(seed, "script", 0, "edge-router"), "busy", 60)
+        made = tuple(
+            zone(seed, 0, i, f"zone-{i:03d}.example", plans[i % len(plans)], 30.0) for i in range(zones)
+        )
+        account = Account(tag, "Many Zones Inc", (script,), tuple(z.tag for z in made))
+        return cls(seed, [account], resources={tag: Resources(zones=made)})
 
     def account(self, tag: str) -> Account | None:
         i = self._by_tag.get(tag)

@@ -3,8 +3,9 @@ dashboards/*.json runs against a real Prometheus that scraped otelbridge (pollin
 Cloudflare API), and against one fed by the same bridge through OTLP -> Collector -> remote write.
 Every query returns data, and the requests and error-ratio panels equal the simulator's ground truth.
 
-Grafana's variables are substituted as Grafana would: $account and $script by a regex matching
-every value, $__rate_interval and $__range by durations; the data source is the server queried.
+Grafana's variables are substituted as Grafana would: every variable ($account, $script, $zone)
+by a regex matching every value, $__rate_interval and $__range by durations; the data source is
+the server queried.
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ def dashboard_queries(path: Path) -> list[Query]:
 
 def substitute(expr: str, rate_interval: str, time_range: str) -> str:
     expr = expr.replace("$__rate_interval", rate_interval).replace("$__range", time_range)
-    return re.sub(r"\$\{?(account|script)\}?", MATCH_ALL, expr)
+    return re.sub(r"\$\{?(?!__)(\w+)\}?", MATCH_ALL, expr)  # every dashboard variable: "All"
 
 
 def api(prom: PrometheusServer, path: str, **params: str) -> Any:
@@ -184,7 +185,7 @@ async def prove_dashboards(bridge: Bridge, clock: ManualClock, sim: Simulator, p
 
 
 def with_long_lookback(make_config: Callable[..., Config]) -> Callable[..., Config]:
-    return lambda **overrides: make_config(lookback=LONG_LOOKBACK, **overrides)
+    return lambda **overrides: make_config(lookback=LONG_LOOKBACK, datasets=(), **overrides)  # zones too
 
 
 async def test_dashboards_on_prometheus_scraping_otelbridge(
@@ -196,7 +197,7 @@ async def test_dashboards_on_prometheus_scraping_otelbridge(
     served: Callable[[Bridge], Any],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    bridge = bridge_exporting_nowhere(make_config, make_bridge, monkeypatch, lookback=LONG_LOOKBACK)
+    bridge = bridge_exporting_nowhere(with_long_lookback(make_config), make_bridge, monkeypatch)
     scraped = PrometheusServer(prometheus_binary, scrape_targets=[f"127.0.0.1:{await served(bridge)}"])
     scraped.start()  # from the main thread: its death signal is tied to the thread that started it
     try:

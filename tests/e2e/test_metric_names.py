@@ -5,6 +5,7 @@ OTLP -> Collector -> remote write."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 import subprocess
 import time
@@ -54,9 +55,10 @@ def bridge_exporting_nowhere(
 
 
 def catalogue_names(bridge: Bridge) -> set[str]:
-    c = workers(bridge.catalogue)
-    names = {prometheus_name(m.name, m.unit, True) for m in c.counters}
-    names |= {prometheus_name(m.name, m.unit, False) for m in (*c.quantile_gauges, *c.average_gauges)}
+    names = set()
+    for c in (*bridge.datasets, *bridge.zone_datasets):
+        names |= {prometheus_name(m.name, m.unit, True) for m in c.counters}
+        names |= {prometheus_name(m.name, m.unit, False) for m in (*c.quantile_gauges, *c.average_gauges)}
     names |= {prometheus_name(m.name, m.unit, m.kind == "counter") for m in bridge.catalogue.self_metrics}
     return names
 
@@ -70,7 +72,7 @@ async def test_promtool_finds_only_the_quantile_label_on_gauges(
     served: Callable[[Bridge], Any],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    bridge = bridge_exporting_nowhere(make_config, make_bridge, monkeypatch)
+    bridge = bridge_exporting_nowhere(make_config, make_bridge, monkeypatch, datasets=())  # zones too
     await run_hour(bridge, clock, minutes=3)
     await bridge.otlp_idle()  # the failing export in the background, counted on the next page
     await bridge.poll_once()
@@ -104,7 +106,8 @@ async def test_every_name_on_metrics_arrives_through_the_collector(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     instance = "otlp-names"
-    bridge = otlp_bridge(make_config, make_bridge, remote_write_collector, "grpc", monkeypatch, instance)
+    with_zones = functools.partial(make_config, datasets=())
+    bridge = otlp_bridge(with_zones, make_bridge, remote_write_collector, "grpc", monkeypatch, instance)
     await run_hour(bridge, clock, minutes=3)
     await bridge.otlp_idle()  # one export done, so the export counter is on the next page
     await bridge.poll_once()

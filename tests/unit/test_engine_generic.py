@@ -51,6 +51,18 @@ def test_engine_modules_name_no_dataset() -> None:
         m.field for m in (*w.counters, *w.quantile_gauges, *w.average_gauges) if m.field != m.field.lower()
     }
     forbidden = {"script", "status", "workers", *(f.lower() for f in fields), "subrequests"}
+    # and the zone datasets' words (the scope word `zone` is the engine's own)
+    forbidden |= {
+        "http",
+        "firewall",
+        "dns",
+        "cachestatus",
+        "healthcheck",
+        "balanc",
+        "colo",
+        "country",
+        "visits",
+    }
     for module in ENGINE:
         words = {word.lower() for word in code_words(ROOT / "otelbridge" / module)}
         found = {word for word in words if any(bad in word for bad in forbidden)}
