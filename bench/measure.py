@@ -247,6 +247,35 @@ async def side_by_side(scripts: int, minutes: int, profile: str, otlp: bool) -> 
         }
 
 
+async def zones_default(zones: int, scripts: int, minutes: int) -> Result:
+    """The lean default on one account with `zones` zones and `scripts` Workers: series, GraphQL
+    requests per cycle, page render time, CPU per poll and peak RSS (Prometheus only)."""
+    async with (
+        world.simulator(1, scripts, zones) as sim,
+        world.served_bridge(sim, profile="lean") as served,
+    ):
+        before = await sim.graphql_requests()
+        renders, cpu_per_poll = [], []
+        scraped = Scrapes()
+        for _ in range(minutes):
+            cpu = time.process_time()
+            await served.cycle()
+            cpu_per_poll.append(time.process_time() - cpu)
+            renders.append(served.bridge.page.page.render_seconds)
+            scraped.add(await scrape_loop(served.url, count=4))
+        after = await sim.graphql_requests()
+        return {
+            "zones": zones,
+            "scripts": scripts,
+            "series": served.bridge.current().series,
+            "requests_per_cycle": (after[world.ALL_REQUESTS] - before[world.ALL_REQUESTS]) / minutes,
+            "render_s": round(quantile(renders, 0.5), 3),
+            "cpu_per_poll_s": round(quantile(cpu_per_poll, 0.5), 3),
+            "peak_rss_mb": peak_rss_mb(),
+            "scrape": latency(scraped),
+        }
+
+
 async def requests(accounts: list[int], scripts: int, cycles: int) -> Result:
     """GraphQL requests the simulator saw per account per steady-state cycle."""
     rows = []

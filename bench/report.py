@@ -116,6 +116,22 @@ def _side_by_side_rows(results: Results) -> list[str]:
     return lines if len(lines) > 2 else []
 
 
+def _zones_rows(results: Results) -> list[str]:
+    lines = [
+        "| zones | scripts | series | GraphQL requests per cycle | page render | CPU per poll | peak RSS "
+        "| scrape p50 / p99 |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, _, r in results:
+        if name == "zones_default":
+            lines.append(
+                f"| {r['zones']} | {r['scripts']:,} | {r['series']:,} | {r['requests_per_cycle']:g} "
+                f"| {r['render_s']} s | {r['cpu_per_poll_s']} s | {r['peak_rss_mb']} MB "
+                f"| {_p50_p99(r['scrape'])} |"
+            )
+    return lines if len(lines) > 2 else []
+
+
 def markdown(info: dict[str, Any], results: Results) -> str:
     head = (
         f"Machine: {info['cores']} cores, {info['machine']}, Python {info['python']}, "
@@ -125,6 +141,7 @@ def markdown(info: dict[str, Any], results: Results) -> str:
     )
     sections = [
         ("One account, 60 s polls, 15 s scrapes: lean default and profile full", _side_by_side_rows(results)),
+        ("The lean default with zones: one account, zones and Workers", _zones_rows(results)),
         ("Scrape latency of /metrics against a raw prometheus_client collector", _scrape_rows(results)),
         ("Concurrent scrapers (a poll cycle runs meanwhile)", _concurrent_rows(results)),
         ("OTLP export, polling and memory", _load_rows(results)),

@@ -26,6 +26,7 @@ WORKERS: dict[str, Callable[..., Coroutine[Any, Any, dict[str, Any]]]] = {
     "cpu_hour": measure.cpu_hour,
     "requests": measure.requests,
     "side_by_side": measure.side_by_side,
+    "zones_default": measure.zones_default,
 }
 
 
@@ -65,6 +66,12 @@ def plan(args: argparse.Namespace) -> list[tuple[str, dict[str, Any]]]:
                     },
                 )
             )
+    zones = (
+        {"zones": 10, "scripts": 100, "minutes": 3}
+        if args.quick
+        else {"zones": 100, "scripts": 1000, "minutes": 10}
+    )
+    steps.append(("zones_default", zones))
     accounts = [1, 3] if args.quick else [1, 5, 20, 50]
     steps.append(("requests", {"accounts": accounts, "scripts": 5, "cycles": 3}))
     return steps

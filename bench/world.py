@@ -27,7 +27,7 @@ from prometheus_client.registry import Collector
 
 from otelbridge import server
 from otelbridge.bridge import Bridge
-from otelbridge.catalogue import Catalogue
+from otelbridge.catalogue import AverageGauge, Catalogue, SourcedMetric
 from otelbridge.cloudflare.credentials import Credentials, Secret
 from otelbridge.config import Config
 from otelbridge.docs import prometheus_name
@@ -67,20 +67,27 @@ def shape(series: int) -> tuple[int, int]:
 # --- the simulated API, in its own process so its CPU and memory are not the bridge's -------------
 
 
-def _simulator_main(value: Synchronized[float], accounts: int, scripts: int, conn: Connection) -> None:
-    asyncio.run(_simulate(SharedClock(value), accounts, scripts, conn))
+ALL_REQUESTS = "all"  # the key of every GraphQL request in the simulator's counts
 
 
-async def _simulate(clock: SharedClock, accounts: int, scripts: int, conn: Connection) -> None:
+def _simulator_main(
+    value: Synchronized[float], accounts: int, scripts: int, zones: int, conn: Connection
+) -> None:
+    asyncio.run(_simulate(SharedClock(value), accounts, scripts, zones, conn))
+
+
+async def _simulate(clock: SharedClock, accounts: int, scripts: int, zones: int, conn: Connection) -> None:
     from otelbridge.simulator import Simulator, Traffic
 
-    sim = Simulator(traffic=Traffic.scaled(7, accounts=accounts, scripts_per_account=scripts), clock=clock)
+    traffic = Traffic.scaled(7, accounts=accounts, scripts_per_account=scripts, zones_per_account=zones)
+    sim = Simulator(traffic=traffic, clock=clock)
 
     async def log(request: web.Request) -> web.Response:
         # GraphQL requests seen so far, by account: the bridge process counts them per cycle.
-        counts: dict[str, int] = {}
+        counts: dict[str, int] = {ALL_REQUESTS: 0}
         for entry in sim.query_log:
             if entry.endpoint == "graphql":
+                counts[ALL_REQUESTS] += 1  # zone requests name zones, not accounts
                 for tag in entry.account_tags:
                     counts[tag] = counts.get(tag, 0) + 1
         return web.json_response(counts)
@@ -113,12 +120,13 @@ class SimulatorProcess:
 
 
 @asynccontextmanager
-async def simulator(accounts: int, scripts: int) -> AsyncIterator[SimulatorProcess]:
+async def simulator(accounts: int, scripts: int, zones: int = 2) -> AsyncIterator[SimulatorProcess]:
+    """The simulated API in its own process: `accounts` accounts of `scripts` Workers and `zones` zones."""
     clock = SharedClock.create()
     ctx = mp.get_context("spawn")
     ours, theirs = ctx.Pipe()
     proc = ctx.Process(
-        target=_simulator_main, args=(clock._value, accounts, scripts, theirs), name="bench-simulator"
+        target=_simulator_main, args=(clock._value, accounts, scripts, zones, theirs), name="bench-simulator"
     )
     proc.start()
     port = await asyncio.to_thread(ours.recv)
@@ -345,7 +353,12 @@ class RawCollector(Collector):
         for d in catalogue.datasets:
             for c in d.counters:
                 self._kinds[c.name] = (c.unit, c.description, True)
-            for g in (*d.quantile_gauges, *d.average_gauges, *d.level_gauges):
+            gauges: tuple[SourcedMetric | AverageGauge, ...] = (
+                *d.quantile_gauges,
+                *d.average_gauges,
+                *d.level_gauges,
+            )
+            for g in gauges:
                 self._kinds[g.name] = (g.unit, g.description, False)
         for m in catalogue.self_metrics:
             self._kinds[m.name] = (m.unit, m.description, m.kind == "counter")

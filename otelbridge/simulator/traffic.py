@@ -155,7 +155,9 @@ class Traffic:
         return cls(seed, accounts, resources=resources)
 
     @classmethod
-    def scaled(cls, seed: int, accounts: int = 10, scripts_per_account: int = 100) -> Traffic:
+    def scaled(
+        cls, seed: int, accounts: int = 10, scripts_per_account: int = 100, zones_per_account: int = 2
+    ) -> Traffic:
         """Many accounts and scripts for benchmarks; profiles cycle busy/idle/erroring/bursty."""
         cycle: tuple[Profile, ...] = ("busy", "idle", "busy", "erroring", "idle", "bursty", "idle", "busy")
         rng = random.Random(seed)
@@ -170,7 +172,7 @@ class Traffic:
                 scripts.append(
                     Script(name, _hex(seed, "script", a, name), profile, rate * (0.5 + rng.random()))
                 )
-            res = resources[_hex(seed, "account", a)] = scaled_resources(seed, a)
+            res = resources[_hex(seed, "account", a)] = scaled_resources(seed, a, zones_per_account)
             zones = tuple(z.tag for z in res.zones)
             built.append(Account(_hex(seed, "account", a), f"Account {a:03d}", tuple(scripts), zones))
         return cls(seed, built, resources=resources)

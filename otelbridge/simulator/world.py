@@ -150,7 +150,14 @@ def default_resources(seed: int, account: int, scripts: tuple[str, ...]) -> Reso
     return Resources(zones, buckets, databases, kv, durable, queues, projects)
 
 
-def scaled_resources(seed: int, account: int) -> Resources:
-    """Two zones per account (benchmarks query Workers; the other datasets stay small)."""
-    zones = tuple(zone(seed, account, z, f"site-{account:03d}-{z}.example", "pro", 20.0) for z in range(2))
-    return Resources(zones=zones)
+SCALED_PLANS = ("pro", "business", "enterprise", "pro")
+
+
+def scaled_resources(seed: int, account: int, zones: int = 2) -> Resources:
+    """`zones` zones per account, plans in turn (benchmarks query Workers and zones; the other
+    datasets stay small)."""
+    made = tuple(
+        zone(seed, account, z, f"site-{account:03d}-{z}.example", SCALED_PLANS[z % len(SCALED_PLANS)], 20.0)
+        for z in range(zones)
+    )
+    return Resources(zones=made)

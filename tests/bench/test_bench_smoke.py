@@ -139,3 +139,9 @@ def _workers_instruments(bridge: Bridge) -> list[str]:
     c = workers(bridge.catalogue)
     names = [i.name for i in c.counters] + [g.name for g in c.quantile_gauges]
     return names + [a.name for a in c.average_gauges]
+
+
+async def test_zones_cost_one_request_per_ten_zones_besides_the_account_request() -> None:
+    result = await measure.zones_default(zones=25, scripts=3, minutes=2)
+    assert result["requests_per_cycle"] == 1 + 3  # the account's datasets, then 25 zones in groups of 10
+    assert result["series"] > 25 and result["peak_rss_mb"] > 0
