@@ -145,7 +145,9 @@ class Backfill:
         self._report = report
         self.progress: Progress | None = None
         self.spans_total = 0
-        self.spans_done = 0
+        self.spans_done = 0  # of every account
+        self.accounts_done = 0  # of the span under way
+        self.requests = 0  # spent by this run
         self.started = time.monotonic()
         self._client: BucketClient | None = None
         self._instruments = {n: i for d in self.datasets for n, i in instruments(d).items()}
@@ -176,7 +178,8 @@ class Backfill:
                 if start < progress.done:
                     continue
                 span = Span(start, end, end == progress.end, self._instruments)
-                for account in accounts:
+                for i, account in enumerate(accounts):
+                    self.accounts_done = i
                     for dataset in self.datasets:
                         if limits[account][dataset.dataset].enabled:
                             await self._dataset_span(account, dataset, limits[account][dataset.dataset], span)
@@ -185,11 +188,23 @@ class Backfill:
                 progress.done = end
                 self._save(progress)
                 self.spans_done += 1
-                if self._report is not None:
-                    self._report(self)
+                self.accounts_done = 0
+                self._progressed()
         if store is not None:
             self._handover(store, progress)
         return progress
+
+    def _progressed(self) -> None:
+        if self._report is not None:
+            self._report(self)
+
+    @property
+    def fraction(self) -> float:
+        """How much of this run's work is done (0 to 1), by spans and accounts."""
+        if self.progress is None or not self.spans_total:
+            return 0.0
+        accounts = max(1, len(self.progress.accounts))
+        return min(1.0, (self.spans_done + self.accounts_done / accounts) / self.spans_total)
 
     async def _settings(self, client: BucketClient, account: str) -> dict[str, DatasetLimits]:
         return await self._call(lambda: client.settings(account, self.datasets))
@@ -418,6 +433,8 @@ class Backfill:
 
                 buckets, at = await self._call(page)
                 self.progress.requests[account] = self.progress.requests.get(account, 0) + 1
+                self.requests += 1
+                self._progressed()
                 for when, rows in buckets:
                     yield when, rows
             piece = query.end
