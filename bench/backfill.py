@@ -37,6 +37,7 @@ async def measure(days: float, scripts: int, step: str, directory: Path) -> dict
         started = time.perf_counter()
         progress = await run.run()
         wall = time.perf_counter() - started
+        assert progress is not None
     simulated_days = (progress.end - progress.start) / timedelta(days=1)
     requests = sum(progress.requests.values())
     own = resource.getrusage(resource.RUSAGE_SELF)

@@ -63,7 +63,7 @@ class Options:
     end: datetime | None = None  # None: the newest settled minute, where live counting starts
     step: timedelta = STEPS["1m"]
     handover: bool = True  # write the ledgers as the live bridge's state file at the end
-    rate_limit: int | None = None  # queries per 5 minutes for the backfill (default: the config's)
+    rate_limit: int | None = None  # queries per 5 minutes for the backfill (default: shared_budget)
     attempts: int = 5  # per request, for transient failures
 
 
@@ -78,6 +78,7 @@ class Progress:
     done: datetime  # spans before this are written
     ledgers: dict[str, dict[str, Ledger]]
     requests: dict[str, int] = field(default_factory=dict)  # by account
+    handed_over: bool = False  # the ledgers are in the live state file: nothing left to do
 
     def to_json(self, api_url: str, datasets: Sequence[str]) -> dict[str, Any]:
         return {
@@ -90,10 +91,17 @@ class Progress:
             "accounts": list(self.accounts),
             "done": self.done.isoformat(),
             "requests": self.requests,
+            "handed_over": self.handed_over,
             "ledgers": {
                 a: {d: ledger.to_json() for d, ledger in by.items()} for a, by in self.ledgers.items()
             },
         }
+
+
+def shared_budget(rate_limit: int) -> int:
+    """The backfill's default share of the credential's budget: four fifths, leaving the rest to a
+    bridge polling on the same credential (60 queries per 5 minutes: 12 accounts at 60 s polls)."""
+    return max(1, rate_limit * 4 // 5)
 
 
 def _ceil(moment: datetime, step: timedelta) -> datetime:
@@ -140,7 +148,7 @@ class Backfill:
         self.quantiles = config.quantile_set
         # Zone-scope datasets need the configured zones; account-scope ones are read per account.
         self.datasets = tuple(d for d in self.catalogue.enabled if d.scope == "account")
-        self.budget = RateBudget(options.rate_limit or config.rate_limit, clock)
+        self.budget = RateBudget(options.rate_limit or shared_budget(config.rate_limit), clock)
         self._sleep = sleep
         self._report = report
         self.progress: Progress | None = None
@@ -154,7 +162,11 @@ class Backfill:
 
     # --- the whole run -----------------------------------------------------------------
 
-    async def run(self) -> Progress:
+    async def run(self) -> Progress | None:
+        """The finished backfill's progress (None when an earlier run finished it already)."""
+        if self._finished():
+            log.info("%s: this backfill is finished and handed over to live counting", self.progress_path)
+            return None
         store = self._store()
         if store is not None:
             self._check_handover(store)
@@ -192,7 +204,15 @@ class Backfill:
                 self._progressed()
         if store is not None:
             self._handover(store, progress)
+            progress.handed_over = True
+            self._save(progress)
         return progress
+
+    def _finished(self) -> bool:
+        try:
+            return bool(json.loads(self.progress_path.read_text(encoding="utf-8")).get("handed_over"))
+        except (OSError, ValueError, AttributeError):
+            return False  # none yet, or unusable: _load says which
 
     def _progressed(self) -> None:
         if self._report is not None:

@@ -17,6 +17,7 @@ from otelbridge.clock import SystemClock
 from otelbridge.cloudflare.errors import CloudflareError
 from otelbridge.config import Config, ConfigError, parse_duration
 from otelbridge.openmetrics import FileSink
+from otelbridge.otlp_backfill import OtlpExportFailed, OtlpSink
 from otelbridge.windows import floor_minute
 
 log = logging.getLogger("otelbridge.backfill")
@@ -98,8 +99,6 @@ def sinks(args: argparse.Namespace, config: Config) -> list[Sink]:
     elif args.label:
         raise ConfigError("--label: labels are for the files of --output")
     if args.otlp:
-        from otelbridge.otlp_backfill import OtlpSink
-
         exporter = otlp.otlp_exporter(config)
         if exporter is None:
             raise ConfigError("--otlp: no OTLP endpoint; set OTEL_EXPORTER_OTLP_ENDPOINT")
@@ -136,7 +135,7 @@ async def run(args: argparse.Namespace, config: Config) -> int:
         except BackfillError as exc:
             print(f"otelbridge: backfill: {exc}", file=sys.stderr)
             return 2
-        except CloudflareError as exc:
+        except (CloudflareError, OtlpExportFailed) as exc:
             print(
                 f"otelbridge: backfill stopped ({type(exc).__name__}: {exc}); run it again to resume",
                 file=sys.stderr,
