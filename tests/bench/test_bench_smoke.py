@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -139,3 +140,11 @@ def _workers_instruments(bridge: Bridge) -> list[str]:
     c = workers(bridge.catalogue)
     names = [i.name for i in c.counters] + [g.name for g in c.quantile_gauges]
     return names + [a.name for a in c.average_gauges]
+
+
+async def test_the_backfill_benchmark_reports_its_figures(tmp_path: Path) -> None:
+    from bench import backfill
+
+    result = await backfill.measure(days=0.05, scripts=5, step="5m", directory=tmp_path)
+    assert result["requests"] > 0 and result["requests_per_day"] > 0 and result["file_bytes"] > 0
+    assert result["peak_rss_mib"] > 0 and result["wall_seconds"] >= 0
