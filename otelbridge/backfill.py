@@ -158,6 +158,8 @@ class Backfill:
         self.requests = 0  # spent by this run
         self.started = time.monotonic()
         self._client: BucketClient | None = None
+        self._sum_buckets: dict[str, tuple[timedelta, str]] = {}  # by dataset: width, dimension
+        self._gauge_buckets: dict[str, str] = {}  # by dataset: the quantile window's dimension
         self._instruments = {n: i for d in self.datasets for n, i in instruments(d).items()}
 
     # --- the whole run -----------------------------------------------------------------
@@ -179,6 +181,7 @@ class Backfill:
         )
         async with client:
             self._client = client
+            self._choose_buckets(client)
             accounts = self.config.accounts or tuple(a.id for a in await self._call(client.accounts))
             limits = {a: await self._settings(client, a) for a in accounts}
             progress = self._resume_or_start(accounts, limits)
@@ -189,7 +192,7 @@ class Backfill:
             for start, end in spans:
                 if start < progress.done:
                     continue
-                span = Span(start, end, end == progress.end, self._instruments)
+                span = Span(start, end, end == progress.end, self._instruments, origin=progress.start)
                 for i, account in enumerate(accounts):
                     self.accounts_done = i
                     for dataset in self.datasets:
@@ -213,6 +216,25 @@ class Backfill:
             return bool(json.loads(self.progress_path.read_text(encoding="utf-8")).get("handed_over"))
         except (OSError, ValueError, AttributeError):
             return False  # none yet, or unusable: _load says which
+
+    def _choose_buckets(self, client: BucketClient) -> None:
+        """Each dataset's bucket for the sums (refusing a step none divides) and for the gauges."""
+        step, window = self.options.step, self.config.quantile_window
+        for d in self.datasets:
+            available = bucket_dimensions(client.schema, d)
+            chosen = widest_bucket(available, step)
+            if chosen is None:
+                raise BackfillError(f"--step: {d.dataset} has no time bucket dividing {step}")
+            self._sum_buckets[d.dataset] = chosen
+            if (d.quantile_gauges or d.average_gauges) and window in available:
+                self._gauge_buckets[d.dataset] = available[window]
+            elif d.quantile_gauges or d.average_gauges:
+                log.warning(
+                    "%s: Cloudflare has no time bucket of the quantile window %s; its gauges are not "
+                    "backfilled (1m, 5m, 15m and 1h are)",
+                    d.dataset,
+                    window,
+                )
 
     def _progressed(self) -> None:
         if self._report is not None:
@@ -377,15 +399,10 @@ class Backfill:
     # --- one account's dataset over one span -------------------------------------------
 
     async def _dataset_span(self, account: str, dataset: Dataset, limits: DatasetLimits, span: Span) -> None:
-        assert self.progress is not None and self._client is not None
-        client = self._client
+        assert self.progress is not None
         ledger = self.progress.ledgers[account][dataset.dataset]
         step = self.options.step
-        available = bucket_dimensions(client.schema, dataset)
-        chosen = widest_bucket(available, step)
-        if chosen is None:
-            raise BackfillError(f"{dataset.dataset} has no time bucket dimension dividing the step {step}")
-        width, bucket = chosen
+        width, bucket = self._sum_buckets[dataset.dataset]
         sampler = _Sampler(dataset, account, span, ledger, step)
         async for when, rows in self._pages(
             account, dataset, Shape.SUMS, bucket, span.start, span.end, limits
@@ -394,8 +411,8 @@ class Backfill:
             ledger.apply(_plan(ledger.settled, min(when + width, span.end)), rows, {})
         sampler.advance_to(span.end)
         sampler.close()
-        if dataset.quantile_gauges or dataset.average_gauges:
-            await self._gauges(account, dataset, limits, span, available)
+        if dataset.dataset in self._gauge_buckets:
+            await self._gauges(account, dataset, limits, span, self._gauge_buckets[dataset.dataset])
 
     async def _gauges(
         self,
@@ -403,20 +420,12 @@ class Backfill:
         dataset: Dataset,
         limits: DatasetLimits,
         span: Span,
-        available: Mapping[timedelta, str],
+        bucket: str,
     ) -> None:
         """Cloudflare's quantiles per quantile window, stamped at the window's end: windows ending in
         [span.start, span.end), and at span.end for the last span; never merged across windows."""
         assert self.progress is not None
         window = self.config.quantile_window
-        bucket = available.get(window)
-        if bucket is None:
-            log.warning(
-                "%s: no time bucket of the quantile window %s; its gauges are not backfilled",
-                dataset.dataset,
-                window,
-            )
-            return
         first = _ceil(self.progress.start, window)  # whole windows only
         last = _floor(self.progress.end, window)
         lo = max(first, span.start - window)

@@ -46,12 +46,9 @@ class OtlpSink:
         self.resource = telemetry.resource(instance)
         self.scope = InstrumentationScope(telemetry.SCOPE, __version__)
         self.attempts = attempts
-        self.start_nanos: int | None = None  # counters count from the first span's start
         self.points = 0
 
     def write(self, span: Span) -> None:
-        if self.start_nanos is None:
-            self.start_nanos = int(span.start.timestamp()) * NANOS
         batch: list[tuple[int, list[tuple[SeriesId, float]]]] = []
         size = 0
         for when, samples in span.by_time():
@@ -64,14 +61,14 @@ class OtlpSink:
             self._send(span, batch)
 
     def _data(self, span: Span, batch: list[tuple[int, list[tuple[SeriesId, float]]]]) -> MetricsData:
-        assert self.start_nanos is not None
+        start = int((span.origin or span.start).timestamp()) * NANOS  # counters count from there
         by_name: dict[str, list[NumberDataPoint]] = {}
         for when, samples in batch:
             for (name, attributes), value in samples:
                 by_name.setdefault(name, []).append(
                     NumberDataPoint(
                         attributes=dict(attributes),
-                        start_time_unix_nano=self.start_nanos,
+                        start_time_unix_nano=start,
                         time_unix_nano=when * NANOS,
                         value=value,
                         exemplars=[],

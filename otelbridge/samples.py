@@ -8,6 +8,8 @@ samples), and handed to the sinks (OpenMetrics files, OTLP) one span at a time.
 from __future__ import annotations
 
 from array import array
+from bisect import bisect_left
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
@@ -39,6 +41,7 @@ class Span:
     last: bool
     instruments: dict[str, Instrument]
     series: dict[SeriesId, Series] = field(default_factory=dict)
+    origin: datetime | None = None  # where the backfill starts: counters count from there
 
     def add(self, name: str, attributes: Attributes, when: int, value: float) -> None:
         series = self.series.get((name, attributes))
@@ -51,10 +54,17 @@ class Span:
     def samples(self) -> int:
         return sum(len(s.times) for s in self.series.values())
 
-    def by_time(self) -> list[tuple[int, list[tuple[SeriesId, float]]]]:
-        """Every sample, grouped by timestamp in time order (for senders that go time first)."""
-        out: dict[int, list[tuple[SeriesId, float]]] = {}
-        for sid, series in self.series.items():
-            for when, value in zip(series.times, series.values, strict=True):
-                out.setdefault(when, []).append((sid, value))
-        return sorted(out.items())
+    def by_time(self, slice_seconds: int = 3600) -> Iterator[tuple[int, list[tuple[SeriesId, float]]]]:
+        """Every sample, grouped by timestamp in time order (for senders that go time first), one
+        slice of time at a time so that only a slice's samples are regrouped at once."""
+        first = min((s.times[0] for s in self.series.values() if s.times), default=None)
+        last = max((s.times[-1] for s in self.series.values() if s.times), default=None)
+        if first is None or last is None:
+            return
+        for lo in range(first, last + 1, slice_seconds):
+            hi = lo + slice_seconds
+            out: dict[int, list[tuple[SeriesId, float]]] = {}
+            for sid, series in self.series.items():
+                for i in range(bisect_left(series.times, lo), bisect_left(series.times, hi)):
+                    out.setdefault(series.times[i], []).append((sid, series.values[i]))
+            yield from sorted(out.items())
