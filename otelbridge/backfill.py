@@ -2,7 +2,7 @@
 counted exactly by the same ledgers the live bridge keeps, as timestamped samples.
 
 The history is read per UTC day (a span), per account and dataset, with sums grouped by a time
-bucket (see cloudflare/buckets.py) and applied to the ledger bucket by bucket; at every step
+bucket (see otelbridge/cloudflare/buckets.py) and applied to the ledger bucket by bucket; at every step
 (1m, 5m or 1h) the exported counters are sampled, exactly as the live snapshot would export them.
 Quantile and average gauges are Cloudflare's own values per quantile window, stamped at the
 window's end. A span's samples go to the sinks (OpenMetrics files, OTLP), then the progress file
