@@ -156,6 +156,7 @@ class Backfill:
         self.spans_done = 0  # of every account
         self.accounts_done = 0  # of the span under way
         self.requests = 0  # spent by this run
+        self.fraction_at_start = 0.0  # done by earlier runs (resumed)
         self.started = time.monotonic()
         self._client: BucketClient | None = None
         self._sum_buckets: dict[str, tuple[timedelta, str]] = {}  # by dataset: width, dimension
@@ -189,6 +190,7 @@ class Backfill:
             spans = self._spans(progress.start, progress.end)
             self.spans_total = len(spans)
             self.spans_done = sum(1 for s, _ in spans if s < progress.done)
+            self.fraction_at_start = self.fraction
             for start, end in spans:
                 if start < progress.done:
                     continue

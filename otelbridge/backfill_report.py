@@ -27,8 +27,10 @@ def describe(backfill: Backfill) -> str:
     spent = sum(progress.requests.values())
     per_day = spent / days / accounts if days > 0 and accounts else 0.0
     elapsed = time.monotonic() - backfill.started
-    fraction = backfill.fraction
-    eta = "?" if fraction <= 0 else f"{elapsed * (1 - fraction) / fraction / 60:.1f} min"
+    fraction, before = backfill.fraction, backfill.fraction_at_start
+    # At the pace of this run: a resumed run's earlier days took no time of it.
+    ran = fraction - before
+    eta = "?" if ran <= 0 else f"{elapsed * (1 - fraction) / ran / 60:.1f} min"
     return (
         f"{accounts} account(s), {days:.1f} of {total_days:.1f} days done, {spent} requests "
         f"({per_day:.1f} per day of history per account), ETA {eta}"
