@@ -49,16 +49,10 @@ async def measure(days: float, scripts: int, step: str, directory: Path) -> dict
         "requests_per_day": round(requests / simulated_days, 1),
         "wall_seconds": round(wall, 1),
         "cpu_seconds": round(own.ru_utime + own.ru_stime, 1),  # the backfill's; the simulator's apart
-        "simulator_cpu_seconds": round(_children_cpu(), 1),
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "file_bytes": sum(f.stat().st_size for f in sink.files),
         "files": len(sink.files),
     }
-
-
-def _children_cpu() -> float:
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return children.ru_utime + children.ru_stime
 
 
 def main() -> None:
