@@ -1,4 +1,4 @@
-"""Command line: `otelbridge run | demo | check | simulate | docs`."""
+"""Command line: `otelbridge run | demo | check | backfill | simulate | docs`."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from otelbridge import __version__, logs, otlp, server, statuspage, web_config
+from otelbridge import __version__, backfill_cli, logs, otlp, server, statuspage, web_config
 from otelbridge.bridge import Bridge
 from otelbridge.catalogue import load as load_catalogue
 from otelbridge.cloudflare.credentials import Credentials, Secret
@@ -71,6 +71,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     sim.add_argument("--knob", action="append", default=[], metavar="NAME=VALUE")
 
+    backfill_cli.add_parser(sub)
+
     sub.add_parser("docs", help="print the metric reference (docs/metrics.md) generated from the catalogue")
     return p
 
@@ -93,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
         logs.setup(config.log_level, config.credentials.secrets(), config.log_format)
         if args.command == "check":
             return asyncio.run(_check(config))
+        if args.command == "backfill":
+            return asyncio.run(backfill_cli.run(args, config))
         return asyncio.run(_serve(config))
     except ConfigError as exc:
         print(f"otelbridge: configuration error: {exc}", file=sys.stderr)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import threading
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -157,38 +157,66 @@ def _counter_groups(dataset: Dataset) -> dict[tuple[int, ...], list[tuple[int, S
     return dict(sorted(groups.items(), key=lambda item: -len(item[0])))
 
 
+Point = tuple[str, dict[str, str], float]  # instrument name, attributes, value
+
+
+def counter_points(
+    dataset: Dataset,
+    scope_attrs: Mapping[str, str],
+    totals: Mapping[SeriesKey, Vector],
+    exact_fields: frozenset[int],
+) -> Iterator[Point]:
+    """The exported counters of one scope's totals: projected, in the exported unit. `scope_attrs`:
+    the scope's attributes (its tag, and a zone's name)."""
+    counter_key = dataset.counter_key
+    for kept, counters in _counter_groups(dataset).items():
+        names = tuple(counter_key[p] for p in kept)
+        if len(kept) == len(counter_key):
+            series: Mapping[SeriesKey, Vector] = totals
+            positions = tuple(i for i, _ in counters)
+        else:
+            series = project(totals, kept, tuple(i for i, _ in counters))
+            positions = tuple(range(len(counters)))
+        for key, vector in sorted(series.items()):
+            attrs = {**scope_attrs, **dict(zip(names, key, strict=True))}
+            for (i, counter), p in zip(counters, positions, strict=True):
+                yield counter.name, attrs, _exported(counter, i, vector[p], exact_fields)
+
+
+def gauge_points(
+    dataset: Dataset,
+    scope_attrs: Mapping[str, str],
+    rows: Mapping[SeriesKey, QuantileRow],
+    quantiles: tuple[str, ...],
+) -> Iterator[Point]:
+    """Quantile and average gauges of one scope: Cloudflare's values per group, never merged."""
+    for key in sorted(rows):
+        row = rows[key]
+        base = {**scope_attrs, **dict(zip(dataset.gauge_key, key, strict=True))}
+        # One attribute dict per quantile, shared by the gauges: 10^5 series, a fifth of the dicts.
+        per_quantile = {q: {**base, QUANTILE: q} for q in quantiles}
+        for gauge in dataset.quantile_gauges:
+            for q in quantiles:
+                yield (
+                    gauge.name,
+                    per_quantile[q],
+                    gauge.exported(row.values[dataset.quantile_field(gauge, q)]),
+                )
+        for avg in dataset.average_gauges:
+            yield avg.name, base, row.averages[avg.field]
+
+
 def _dataset_points(
     dataset: Dataset, quantiles: tuple[str, ...], rows: Mapping[str, _Rows], out: _Capped
 ) -> None:
-    scope_attribute, counter_key, gauge_key = dataset.scope_attribute, dataset.counter_key, dataset.gauge_key
-    groups = _counter_groups(dataset)
+    scope_attribute, gauge_key = dataset.scope_attribute, dataset.gauge_key
     for scope in sorted(rows):
         row_set = rows[scope]
-        totals, exact_fields = row_set.totals, row_set.exact_fields
         scope_attrs = {scope_attribute: scope, **row_set.attributes}
-        for kept, counters in groups.items():
-            names = tuple(counter_key[p] for p in kept)
-            if len(kept) == len(counter_key):
-                series: Mapping[SeriesKey, Vector] = totals
-                positions = tuple(i for i, _ in counters)
-            else:
-                series = project(totals, kept, tuple(i for i, _ in counters))
-                positions = tuple(range(len(counters)))
-            for key, vector in sorted(series.items()):
-                attrs = {**scope_attrs, **dict(zip(names, key, strict=True))}
-                for (i, counter), p in zip(counters, positions, strict=True):
-                    out.add(counter.name, _exported(counter, i, vector[p], exact_fields), attrs)
-        for key in sorted(row_set.quantiles):
-            row = row_set.quantiles[key]
-            base = {**scope_attrs, **dict(zip(gauge_key, key, strict=True))}
-            # One attribute dict per quantile, shared by the gauges: 10^5 series, a fifth of the dicts.
-            per_quantile = {q: {**base, QUANTILE: q} for q in quantiles}
-            for gauge in dataset.quantile_gauges:
-                for q in quantiles:
-                    raw = row.values[dataset.quantile_field(gauge, q)]
-                    out.add(gauge.name, gauge.exported(raw), per_quantile[q])
-            for avg in dataset.average_gauges:
-                out.add(avg.name, row.averages[avg.field], base)
+        for name, attrs, value in counter_points(dataset, scope_attrs, row_set.totals, row_set.exact_fields):
+            out.add(name, value, attrs)
+        for name, attrs, value in gauge_points(dataset, scope_attrs, row_set.quantiles, quantiles):
+            out.add(name, value, attrs)
         for key in sorted(row_set.levels):
             values = row_set.levels[key]
             base = {**scope_attrs, **dict(zip(gauge_key, key, strict=True))}

@@ -23,10 +23,10 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, BinaryIO, NoReturn
 
 from otelbridge.ledger import Ledger
 
@@ -45,13 +45,17 @@ def new_instance_id() -> str:
     return f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
 
 
-def write_atomically(path: Path, data: bytes) -> None:
-    """Temporary file, fsync, rename over `path`, fsync the directory; no temporary file survives."""
+def write_atomically(path: Path, data: bytes | Callable[[BinaryIO], None]) -> None:
+    """Temporary file, fsync, rename over `path`, fsync the directory; no temporary file survives.
+    `data` is the content, or writes it (for files too large to hold in memory)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{path.name}.tmp.{os.getpid()}")
     try:
         with open(tmp, "wb") as f:
-            f.write(data)
+            if callable(data):
+                data(f)
+            else:
+                f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -145,3 +146,11 @@ async def test_zones_cost_one_request_per_ten_zones_besides_the_account_request(
     result = await measure.zones_default(zones=25, scripts=3, minutes=2)
     assert result["requests_per_cycle"] == 1 + 3  # the account's datasets, then 25 zones in groups of 10
     assert result["series"] > 25 and result["peak_rss_mb"] > 0
+
+
+async def test_the_backfill_benchmark_reports_its_figures(tmp_path: Path) -> None:
+    from bench import backfill
+
+    result = await backfill.measure(days=0.05, scripts=5, step="5m", directory=tmp_path)
+    assert result["requests"] > 0 and result["requests_per_day"] > 0 and result["file_bytes"] > 0
+    assert result["peak_rss_mib"] > 0 and result["wall_seconds"] >= 0

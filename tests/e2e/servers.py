@@ -201,10 +201,12 @@ class PrometheusServer(_Server):
         scrape_targets: Sequence[str] = (),
         scrape_interval: str = "1s",
         start_timeout: float = 30.0,
+        out_of_order_window: str | None = None,
     ) -> None:
         self.binary = str(binary or find_binary("prometheus") or "prometheus")
         self.scrape_targets = list(scrape_targets)
         self.scrape_interval = scrape_interval
+        self.out_of_order_window = out_of_order_window  # e.g. "3d": accept historic samples
         self.start_timeout = start_timeout
         self.port = free_port()
         self._tmp = tempfile.TemporaryDirectory(prefix="otelbridge-prometheus-")
@@ -225,11 +227,18 @@ class PrometheusServer(_Server):
             {"job_name": f"target{i}", "static_configs": [{"targets": [target]}]}
             for i, target in enumerate(self.scrape_targets)
         ]
-        config = {
+        config: dict[str, Any] = {
             "global": {"scrape_interval": self.scrape_interval, "evaluation_interval": self.scrape_interval},
             "scrape_configs": jobs,
         }
+        if self.out_of_order_window:
+            config["storage"] = {"tsdb": {"out_of_order_time_window": self.out_of_order_window}}
         return json.dumps(config, indent=2)
+
+    @property
+    def data_dir(self) -> Path:
+        """The TSDB directory: blocks put here before start() are loaded (e.g. from promtool)."""
+        return self.workdir / "data"
 
     def start(self) -> None:
         config = self.workdir / "prometheus.yml"
@@ -237,7 +246,7 @@ class PrometheusServer(_Server):
         argv = [
             self.binary,
             f"--config.file={config}",
-            f"--storage.tsdb.path={self.workdir / 'data'}",
+            f"--storage.tsdb.path={self.data_dir}",
             f"--web.listen-address={HOST}:{self.port}",
             "--web.enable-remote-write-receiver",
             "--web.enable-lifecycle",
@@ -257,9 +266,11 @@ class PrometheusServer(_Server):
         self._process.terminate()
         self._tmp.cleanup()
 
-    def query(self, promql: str) -> Result:
-        """Instant query: the `result` list of the HTTP API (`metric` labels and `value` [ts, "v"])."""
-        url = f"{self.url}/api/v1/query?" + urllib.parse.urlencode({"query": promql})
+    def query(self, promql: str, at: float | None = None) -> Result:
+        """Instant query (at `at`, epoch seconds, else now): the `result` list of the HTTP API
+        (`metric` labels and `value` [ts, "v"])."""
+        params = {"query": promql} if at is None else {"query": promql, "time": f"{at:.3f}"}
+        url = f"{self.url}/api/v1/query?" + urllib.parse.urlencode(params)
         try:
             with urllib.request.urlopen(url, timeout=10) as response:
                 body = json.load(response)
