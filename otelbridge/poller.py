@@ -27,6 +27,7 @@ from otelbridge.cloudflare.client import CloudflareClient, DatasetLimits
 from otelbridge.cloudflare.queries import AliasRequest, Shape, alias
 from otelbridge.ledger import Ledger, Rows, SeriesKey
 from otelbridge.ratelimit import RateBudget
+from otelbridge.windows import MINUTE
 
 log = logging.getLogger(__name__)
 
@@ -133,9 +134,11 @@ class AccountPoller:
             if d.quantile_gauges or d.average_gauges:
                 requests.append(AliasRequest(d, "gauges", Shape.GAUGES, gauges.start, gauges.end))
             if d.level_gauges:
-                requests.append(AliasRequest(d, "levels", Shape.LEVELS, gauges.start, gauges.end))
+                # The newest settled level: a resource that reports now and then keeps its gauge.
+                start = gauges.end - MINUTE * d.level_window if d.level_window else gauges.start
+                requests.append(AliasRequest(d, "levels", Shape.LEVELS, start, gauges.end))
             for role, rng in (("settling", plan.settling), ("open", plan.open)):
-                if not rng.empty:
+                if d.counters and not rng.empty:  # a dataset of levels only has nothing to sum
                     requests.append(AliasRequest(d, role, Shape.SUMS, rng.start, rng.end))
         pages = {name: limits.max_page_size for name, limits in all_limits.items()}
         answer = await self._call(state, lambda: self._client.fetch(state.account, tuple(requests), pages))
