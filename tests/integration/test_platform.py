@@ -4,13 +4,14 @@ exactly through the one request per account and cycle, against the simulator's g
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
 from otelbridge.bridge import Bridge
-from otelbridge.catalogue import Catalogue, Dataset, MetricChoice, SourcedMetric
+from otelbridge.catalogue import Catalogue, Dataset, MetricChoice, SourcedMetric, load
 from otelbridge.clock import ManualClock
 from otelbridge.config import Config
 from otelbridge.docs import prometheus_name
@@ -32,8 +33,10 @@ def label(attribute: str) -> str:
     return attribute.replace(".", "_")
 
 
-def series(labels: dict[str, str]) -> tuple[tuple[str, str], ...]:
-    return tuple(sorted(labels.items()))
+def series(account: str, attributes: Iterable[str], key: Iterable[Any]) -> tuple[tuple[str, str], ...]:
+    """A series' sorted Prometheus labels: the account's and the group's (integers as decimals)."""
+    labels = {label(a): str(v) for a, v in zip(attributes, key, strict=True)}
+    return tuple(sorted({"cloud_account_id": account, **labels}.items()))
 
 
 def page_values(bridge: Bridge, names: set[str]) -> Series:
@@ -42,7 +45,7 @@ def page_values(bridge: Bridge, names: set[str]) -> Series:
     for family in text_string_to_metric_families(bridge.page.page.body.decode()):
         for sample in family.samples:
             if sample.name in names:
-                key = (sample.name, series(dict(sample.labels)))
+                key = (sample.name, tuple(sorted(sample.labels.items())))
                 assert key not in out, f"duplicate series {key}"
                 out[key] = sample.value
     return out
@@ -76,9 +79,8 @@ def truth_counters(
                 totals = sim.traffic.analytics.totals(d.dataset, account, start, end, by=by, as_of=now)
                 for key, row in totals.items():
                     value = row["count"] if c.aggregate == "count" else row["sum"][c.field]
-                    labels = {label(a): str(v) for a, v in zip(attributes, key, strict=True)}
                     name = prometheus_name(c.name, c.unit, True)
-                    out[(name, series({"cloud_account_id": account, **labels}))] = value / c.divisor
+                    out[(name, series(account, attributes, key))] = value / c.divisor
     return out
 
 
@@ -93,10 +95,6 @@ def truth_gauges(
     for d in datasets:
         by = [d.dimension(a).field for a in d.gauge_key]
         for account in accounts:
-
-            def labelled(key: tuple[Any, ...], account: str = account, d: Dataset = d) -> dict[str, str]:
-                return {"cloud_account_id": account, **{label(a): str(v) for a, v in zip(d.gauge_key, key)}}
-
             newest: dict[tuple[Any, ...], dict[str, Any]] = {}
             minutes = d.level_window or int(window / MINUTE)
             for m in range(minutes, 0, -1):  # oldest first: newer minutes overwrite
@@ -105,13 +103,13 @@ def truth_gauges(
             for key, row in newest.items() if d.level_gauges else ():
                 for g in d.level_gauges:
                     name = prometheus_name(g.name, g.unit, False)
-                    out[(name, series(labelled(key)))] = row[g.aggregate][g.field] / g.divisor
+                    out[(name, series(account, d.gauge_key, key))] = row[g.aggregate][g.field] / g.divisor
             if d.average_gauges:
                 rows = analytics.totals(d.dataset, account, settled - window, settled, by=by, as_of=now)
                 for key, row in rows.items():
                     for a in d.average_gauges:
                         name = prometheus_name(a.name, a.unit, False)
-                        out[(name, series(labelled(key)))] = row["avg"][a.field]
+                        out[(name, series(account, d.gauge_key, key))] = row["avg"][a.field]
     return out
 
 
@@ -161,3 +159,139 @@ async def test_every_platform_dataset_is_exact_over_an_hour_of_late_data(
     page = parse_prometheus(bridge.page.page.body.decode(), "cloudflare_workers_")
     workers = expected_counters(sim.traffic, bridge.catalogue, bridge.accounts, start, end, as_of=clock.now())
     assert {k: v for k, v in page.items() if k[0].endswith("_total")} == workers
+
+
+def lean_series_labels(bridge: Bridge, name: str) -> set[frozenset[str]]:
+    """The label names of each series of one metric on /metrics."""
+    return {frozenset(dict(labels)) for n, labels in page_values(bridge, {name}) if n == name}
+
+
+# Every attribute that is off by default, configured on for R2 operations, D1 and Workers.
+OPT_IN = (
+    (
+        "cloudflare.r2.operations",
+        MetricChoice(
+            None,
+            (
+                "cloudflare.r2.operation",
+                "cloudflare.r2.status",
+                "http.response.status_code",
+                "cloudflare.r2.storage_class",
+                "cloudflare.client.region",
+            ),
+        ),
+    ),
+    ("cloudflare.d1.rows_read", MetricChoice(None, ("cloudflare.d1.region",))),
+    (
+        "cloudflare.workers.requests",
+        MetricChoice(None, ("cloudflare.workers.status", "cloudflare.workers.dispatch_namespace")),
+    ),
+)
+CHANGED = {R2, "d1AnalyticsAdaptiveGroups", WORKERS}
+
+
+async def test_lean_is_small_and_configured_attributes_restart_only_their_dataset(
+    sim: Simulator, clock: ManualClock, make_config: Callable[..., Config], make_bridge: Callable[..., Bridge]
+) -> None:
+    sim.knobs.ingestion_delay = 120
+    config = make_config(profile="lean")
+    first = make_bridge(config)
+    await first.start()
+    start = floor_minute(clock.now() - config.lookback)
+    await run(first, sim, clock, 8)
+    lean = platform(first.catalogue)
+    # Attributes off by default are not even grouped by.
+    assert all(first.catalogue.dataset(d).counter_key == load_key(d, default_only=True) for d in CHANGED)
+    assert lean_series_labels(first, "cloudflare_r2_operations_total") == {
+        frozenset(
+            {
+                "cloud_account_id",
+                "cloudflare_r2_bucket_name",
+                "cloudflare_r2_operation",
+                "cloudflare_r2_status",
+            }
+        )
+    }
+    assert lean_series_labels(first, "cloudflare_d1_read_queries_total") == {
+        frozenset({"cloud_account_id", "cloudflare_d1_database_id"})
+    }
+    end = next(iter(first.accounts.values())).ledgers[WORKERS].counted
+    assert page_values(first, counter_names(lean)) == truth_counters(sim, lean, first.accounts, start, end)
+    await first.close()
+
+    clock.advance(120)
+    second = make_bridge(replace(config, metrics=OPT_IN))
+    await second.start()
+    restart = floor_minute(clock.now() - config.lookback)
+    await run(second, sim, clock, 8)
+    end = next(iter(second.accounts.values())).ledgers[WORKERS].counted
+    datasets = platform(second.catalogue)
+    r2 = second.catalogue.dataset(R2)
+    assert r2.counter_key == load_key(R2, default_only=False)
+    resumed = tuple(d for d in datasets if d.dataset not in CHANGED)
+    want = truth_counters(sim, resumed, second.accounts, start, end)
+    want |= truth_counters(sim, [d for d in datasets if d.dataset in CHANGED], second.accounts, restart, end)
+    assert page_values(second, counter_names(datasets)) == want
+    assert any("http_response_status_code" in dict(labels) for name, labels in want if "r2" in name)
+    # Workers: the dispatch namespace (empty outside Workers for Platforms) is grouped by and exported.
+    workers = parse_prometheus(second.page.page.body.decode(), "cloudflare_workers_requests")
+    assert workers == {
+        k: v
+        for k, v in expected_counters(
+            sim.traffic, second.catalogue, second.accounts, restart, end, as_of=clock.now()
+        ).items()
+        if k[0] == "cloudflare_workers_requests_total"
+    }
+    assert "cloudflare_workers_dispatch_namespace" in second.page.page.body.decode()
+
+
+def load_key(dataset: str, default_only: bool) -> tuple[str, ...]:
+    d = load().dataset(dataset)
+    return tuple(a for a in d.counter_key if d.dimension(a).default or not default_only)
+
+
+async def test_a_dataset_disabled_for_one_account_is_skipped_and_the_rest_stay_exact(
+    sim: Simulator, clock: ManualClock, make_config: Callable[..., Config], make_bridge: Callable[..., Bridge]
+) -> None:
+    off = ("kvOperationsAdaptiveGroups", "r2StorageAdaptiveGroups")
+    proxy = TamperProxy(sim.base_url)
+    await proxy.start()
+    try:
+        target = sorted(a.tag for a in sim.traffic.accounts)[0]
+
+        def disabled(body: Any) -> Any:
+            node = settings_node(body)
+            assert node is not None
+            if proxy.variables.get("account") == target:
+                for name in off:
+                    node[name]["enabled"] = False
+            return body
+
+        proxy.rewrite_settings = disabled
+        sim.knobs.ingestion_delay = 120
+        bridge = make_bridge(make_config(api_url=proxy.base_url))
+        await bridge.start()
+        start = floor_minute(clock.now() - bridge.config.lookback)
+        await run(bridge, sim, clock, 10)
+        graphql = [e for e in sim.query_log if e.endpoint == "graphql" and e.datasets]
+        for entry in graphql:
+            asked = {alias.rsplit("_", 1)[0] for alias in entry.datasets}
+            assert (set(off) & asked == set()) == (entry.account_tags == (target,)), entry.account_tags
+        assert all(s.up for s in bridge.accounts.values())
+
+        datasets = platform(bridge.catalogue)
+        others = tuple(a for a in bridge.accounts if a != target)
+        skipped = tuple(d for d in datasets if d.dataset in off)
+        kept_datasets = tuple(d for d in datasets if d.dataset not in off)
+        end = bridge.accounts[target].ledgers[WORKERS].counted
+        want = truth_counters(sim, kept_datasets, bridge.accounts, start, end)
+        want |= truth_counters(sim, skipped, others, start, end)
+        assert any(target in dict(labels).values() for _, labels in want)
+        assert page_values(bridge, counter_names(datasets)) == want
+        settled = floor_minute(clock.now() - bridge.config.settle)
+        window = bridge.config.quantile_window
+        gauges = truth_gauges(sim, kept_datasets, bridge.accounts, settled, window)
+        gauges |= truth_gauges(sim, skipped, others, settled, window)
+        assert page_values(bridge, gauge_names(datasets)) == gauges
+    finally:
+        await proxy.stop()
