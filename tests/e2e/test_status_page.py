@@ -17,6 +17,7 @@ from otelbridge.clock import ManualClock
 from otelbridge.simulator import Simulator, Traffic
 from otelbridge.simulator.traffic import Account, Script
 from tests.conftest import TOKEN
+from tests.datasets import WORKERS, workers
 
 pytestmark = pytest.mark.e2e
 
@@ -71,9 +72,9 @@ class _Page(HTMLParser):
 
 
 def settled_requests_by_script(bridge: Bridge, account: str) -> dict[str, float]:
-    index = bridge.fields.index("requests")
+    index = workers(bridge.catalogue).fields.index("requests")
     out: dict[str, float] = {}
-    for (script, _status), vector in bridge.accounts[account].ledger.final.items():
+    for (script, _status), vector in bridge.accounts[account].ledgers[WORKERS].final.items():
         out[script] = out.get(script, 0.0) + vector[index]
     return out
 

@@ -14,11 +14,11 @@ from otelbridge.cloudflare.credentials import Credentials, Secret
 from otelbridge.cloudflare.errors import ConnectionFailed, QueryRejected
 from otelbridge.simulator import Simulator
 from tests.conftest import TOKEN
+from tests.datasets import workers
 
 
 def client(api_url: str) -> CloudflareClient:
-    catalogue = load()
-    return CloudflareClient(api_url, Credentials(token=Secret(TOKEN)), catalogue, catalogue.default_quantiles)
+    return CloudflareClient(api_url, Credentials(token=Secret(TOKEN)), load().default_quantiles)
 
 
 async def test_a_wrong_api_path_names_the_url_and_status(sim: Simulator) -> None:
@@ -27,7 +27,7 @@ async def test_a_wrong_api_path_names_the_url_and_status(sim: Simulator) -> None
         with pytest.raises(QueryRejected) as listing:
             await c.accounts()
         with pytest.raises(QueryRejected) as graphql:
-            await c.settings(sim.traffic.accounts[0].tag)
+            await c.settings(sim.traffic.accounts[0].tag, (workers(),))
     assert str(listing.value).startswith(f"HTTP 404 from GET {wrong}/accounts")
     assert str(graphql.value).startswith(f"HTTP 404 from POST {wrong}/graphql")
     assert "api_url" in str(listing.value)
@@ -38,7 +38,7 @@ async def test_connection_refused_names_host_and_port() -> None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # bound, not listening: connections are refused
         async with client(f"http://127.0.0.1:{port}/client/v4") as c:
-            for call in (c.accounts(), c.settings("0" * 32)):
+            for call in (c.accounts(), c.settings("0" * 32, (workers(),))):
                 with pytest.raises(ConnectionFailed) as refused:
                     await call
                 assert str(refused.value) == f"cannot connect to 127.0.0.1:{port}: Connection refused"

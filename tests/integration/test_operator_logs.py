@@ -18,11 +18,12 @@ from otelbridge.config import Config
 from otelbridge.simulator import Simulator
 from otelbridge.windows import MINUTE, floor_minute
 from tests.conftest import START
+from tests.datasets import WORKERS, workers
 
 
 def settled_requests(bridge: Bridge) -> float:
-    index = bridge.fields.index("requests")
-    return sum(v[index] for s in bridge.accounts.values() for v in s.ledger.final.values())
+    index = workers(bridge.catalogue).fields.index("requests")
+    return sum(v[index] for s in bridge.accounts.values() for v in s.ledgers[WORKERS].final.values())
 
 
 def poll_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
@@ -40,7 +41,7 @@ async def test_one_info_line_per_poll_with_what_it_counted(
         before = settled_requests(bridge)
         await bridge.poll_once()
         totals.append(settled_requests(bridge) - before)
-        lags.append(max(clock.now() - s.ledger.counted for s in bridge.accounts.values()))
+        lags.append(max(clock.now() - s.ledgers[WORKERS].counted for s in bridge.accounts.values()))
         clock.advance(60)
     lines = poll_lines(caplog)
     assert len(lines) == 3

@@ -11,6 +11,7 @@ from otelbridge.clock import ManualClock
 from otelbridge.config import Config
 from otelbridge.simulator import Simulator
 from otelbridge.windows import floor_minute
+from tests.datasets import WORKERS
 from tests.metrics_text import expected_counters, parse_prometheus
 from tests.tamper import TamperProxy
 
@@ -108,7 +109,7 @@ async def test_an_account_without_the_dataset_is_down_until_it_is_enabled(
             assert not any(up(bridge))
             assert queries(sim, "Settings") == 3 and queries(sim, "Workers") == 0
             errors = {s.last_error for s in bridge.accounts.values()}
-            assert errors == {"NotAuthorized: workersInvocationsAdaptive is not enabled for this account"}
+            assert errors == {f"NotAuthorized: {WORKERS}: not enabled for this account"}
             clock.advance(60)
         proxy.rewrite_other = None  # enabled on Cloudflare's side
         clock.advance(60)  # the second refusal backed the accounts off for two intervals
@@ -129,7 +130,7 @@ async def test_every_page_of_an_answer_spends_the_budget(
     graphql = [e for e in sim.query_log if e.endpoint == "graphql"]
     assert len(graphql) > 2 * len(bridge.accounts), "pages were followed"
     assert bridge.rate_limit_used() == len(graphql)
-    end = next(iter(bridge.accounts.values())).ledger.counted
+    end = next(iter(bridge.accounts.values())).ledgers[WORKERS].counted
     want = expected_counters(sim.traffic, bridge.catalogue, bridge.accounts, start, end, as_of=clock.now())
     text = bridge.page.page.body.decode()
     assert {k: v for k, v in parse_prometheus(text).items() if k[0].endswith("_total")} == want

@@ -160,10 +160,9 @@ def test_kill_9_and_restart_keep_totals_exact_and_the_token_secret(
         with (tmp_path / "bridge.log").open("rb") as f:
             f.seek(first_log_size)
             second_log = f.read().decode(errors="replace")
-        for account, ledger in saved["accounts"].items():
-            assert f"account {account}: resuming from saved state, counted up to {ledger['counted']}" in (
-                second_log
-            )
+        for account, ledgers in saved["accounts"].items():
+            counted = ledgers[WORKERS]["counted"]
+            assert f"account {account}: resuming from saved state, counted up to {counted}" in second_log
         assert ": counting from " not in second_log, "no account started afresh"
         status, body = consistent_read(port)
         traffic = Traffic.default(seed=1)

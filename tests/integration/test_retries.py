@@ -15,6 +15,7 @@ from otelbridge.config import Config
 from otelbridge.poller import RetryPolicy
 from otelbridge.simulator import Simulator
 from otelbridge.windows import floor_minute
+from tests.datasets import WORKERS
 from tests.metrics_text import api_requests, expected_counters, parse_prometheus, self_metric
 from tests.tamper import TamperProxy
 
@@ -43,7 +44,7 @@ async def first_good_cycle(bridge: Bridge, clock: ManualClock) -> None:
 
 async def assert_exact(bridge: Bridge, sim: Simulator, clock: ManualClock) -> None:
     start = floor_minute(clock.now() - timedelta(seconds=60) - bridge.config.lookback)
-    end = next(iter(bridge.accounts.values())).ledger.counted
+    end = next(iter(bridge.accounts.values())).ledgers[WORKERS].counted
     assert end == floor_minute(clock.now() - bridge.config.delay), "the cycle counted up to now"
     want = expected_counters(sim.traffic, bridge.catalogue, bridge.accounts, start, end, as_of=clock.now())
     assert counters(bridge) == want

@@ -163,7 +163,7 @@ def test_bad_quantile_rows_are_malformed(case: str) -> None:
     assert str(refused.value).startswith(message)
 
 
-def test_a_duplicate_group_is_malformed() -> None:
+def test_a_duplicate_gauge_group_is_malformed() -> None:
     with pytest.raises(MalformedResponse, match=r"quantiles\[1\]: duplicate group \('api',\)"):
         quantiles([quantile_row(), quantile_row()])
     with pytest.raises(MalformedResponse, match="quantiles: expected a list of rows"):
