@@ -50,6 +50,7 @@ class AccountState:
     limits: dict[str, DatasetLimits] | None = None  # by dataset, once read from settings
     quantiles: dict[str, dict[SeriesKey, QuantileRow]] = field(default_factory=dict)  # by dataset
     levels: dict[str, LevelRows] = field(default_factory=dict)  # by dataset
+    level_seen: dict[str, dict[SeriesKey, datetime]] = field(default_factory=dict)  # by dataset
     up: bool = False
     poll_seconds: float = 0.0
     failures: int = 0  # consecutive failed cycles
@@ -57,6 +58,19 @@ class AccountState:
     last_error: str = ""
     # by dataset, what the last cycle made final (the status page's history)
     settled_now: dict[str, tuple[windows.Range, Rows]] = field(default_factory=dict)
+
+
+def keep_levels(
+    kept: LevelRows, fresh: LevelRows, seen: dict[SeriesKey, datetime], end: datetime, dataset: Dataset
+) -> LevelRows:
+    """This cycle's levels, and the last levels of groups absent from it (a resource that reports
+    now and then) for `level_window` after the window they were last answered in, ending `end`.
+    `seen` (group -> that window's end) is updated."""
+    seen.update(dict.fromkeys(fresh, end))
+    horizon = end - MINUTE * dataset.level_window
+    for key in [k for k, when in seen.items() if when <= horizon]:
+        del seen[key]
+    return {**{k: v for k, v in kept.items() if k in seen}, **fresh}
 
 
 class AccountPoller:
@@ -134,9 +148,7 @@ class AccountPoller:
             if d.quantile_gauges or d.average_gauges:
                 requests.append(AliasRequest(d, "gauges", Shape.GAUGES, gauges.start, gauges.end))
             if d.level_gauges:
-                # The newest settled level: a resource that reports now and then keeps its gauge.
-                start = gauges.end - MINUTE * d.level_window if d.level_window else gauges.start
-                requests.append(AliasRequest(d, "levels", Shape.LEVELS, start, gauges.end))
+                requests.append(AliasRequest(d, "levels", Shape.LEVELS, gauges.start, gauges.end))
             for role, rng in (("settling", plan.settling), ("open", plan.open)):
                 if d.counters and not rng.empty:  # a dataset of levels only has nothing to sum
                     requests.append(AliasRequest(d, role, Shape.SUMS, rng.start, rng.end))
@@ -159,7 +171,9 @@ class AccountPoller:
             state.ledgers[name].apply(plan, settling, answer.sums.get(alias(name, "open"), {}))
             state.settled_now[name] = (plan.settling, settling)
             state.quantiles[name] = answer.quantiles.get(alias(name, "gauges"), {})
-            state.levels[name] = answer.levels.get(alias(name, "levels"), {})
+            fresh = answer.levels.get(alias(name, "levels"), {})
+            seen = state.level_seen.setdefault(name, {})
+            state.levels[name] = keep_levels(state.levels.get(name, {}), fresh, seen, plan.quantiles.end, d)
         return any(p.behind for p in plans.values())
 
     async def _call(self, state: AccountState, call: Callable[[], Awaitable[T]]) -> T:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -85,10 +85,13 @@ def truth_counters(
 
 
 def truth_gauges(
-    sim: Simulator, datasets: Iterable[Dataset], accounts: Iterable[str], settled: datetime, window: timedelta
+    bridge: Bridge, sim: Simulator, datasets: Iterable[Dataset], accounts: Iterable[str], since: datetime
 ) -> Series:
-    """Level gauges: the newest snapshot per group before `settled` (within the dataset's level
-    window); average gauges: the group's average over the quantile window."""
+    """Level gauges: the newest snapshot per group of the settled minutes the bridge has asked
+    for (from its first gauge window on), within the dataset's level window; average gauges: the
+    group's average over the last quantile window. `since`: the start of the bridge's first gauge window."""
+    window = bridge.config.quantile_window
+    settled = floor_minute(sim.clock.now() - bridge.config.settle)
     out: Series = {}
     now = sim.clock.now()
     analytics = sim.traffic.analytics
@@ -96,8 +99,8 @@ def truth_gauges(
         by = [d.dimension(a).field for a in d.gauge_key]
         for account in accounts:
             newest: dict[tuple[Any, ...], dict[str, Any]] = {}
-            minutes = d.level_window or int(window / MINUTE)
-            for m in range(minutes, 0, -1):  # oldest first: newer minutes overwrite
+            minutes = min(int((settled - since) / MINUTE), d.level_window)
+            for m in range(max(minutes, int(window / MINUTE)), 0, -1):  # oldest first: newer overwrite
                 start = settled - MINUTE * m
                 newest.update(analytics.totals(d.dataset, account, start, start + MINUTE, by=by, as_of=now))
             for key, row in newest.items() if d.level_gauges else ():
@@ -111,6 +114,12 @@ def truth_gauges(
                         name = prometheus_name(a.name, a.unit, False)
                         out[(name, series(account, d.gauge_key, key))] = row["avg"][a.field]
     return out
+
+
+def first_window(bridge: Bridge) -> datetime:
+    """The start of the gauge window of the bridge's next poll (call before its first)."""
+    settled = floor_minute(bridge.clock.now() - bridge.config.settle)
+    return settled - bridge.config.quantile_window
 
 
 async def run(bridge: Bridge, sim: Simulator, clock: ManualClock, minutes: int) -> list[set[str]]:
@@ -134,7 +143,7 @@ async def test_every_platform_dataset_is_exact_over_an_hour_of_late_data(
     sim.knobs.sampling = True  # estimates and sample intervals above 1, as Cloudflare's
     bridge = make_bridge()  # profile full: every metric
     await bridge.start()
-    start = floor_minute(clock.now() - bridge.config.lookback)
+    start, since = floor_minute(clock.now() - bridge.config.lookback), first_window(bridge)
     requests = await run(bridge, sim, clock, 60)
 
     datasets = platform(bridge.catalogue)
@@ -151,8 +160,7 @@ async def test_every_platform_dataset_is_exact_over_an_hour_of_late_data(
     assert len(want) > 500
     assert page_values(bridge, counter_names(datasets)) == want
 
-    settled = floor_minute(clock.now() - bridge.config.settle)
-    gauges = truth_gauges(sim, datasets, bridge.accounts, settled, bridge.config.quantile_window)
+    gauges = truth_gauges(bridge, sim, datasets, bridge.accounts, since)
     assert {name for name, _ in gauges} == gauge_names(datasets), "every gauge has series"
     assert page_values(bridge, gauge_names(datasets)) == gauges
     # Workers beside them, unchanged.
@@ -271,7 +279,7 @@ async def test_a_dataset_disabled_for_one_account_is_skipped_and_the_rest_stay_e
         sim.knobs.ingestion_delay = 120
         bridge = make_bridge(make_config(api_url=proxy.base_url))
         await bridge.start()
-        start = floor_minute(clock.now() - bridge.config.lookback)
+        start, since = floor_minute(clock.now() - bridge.config.lookback), first_window(bridge)
         await run(bridge, sim, clock, 10)
         graphql = [e for e in sim.query_log if e.endpoint == "graphql" and e.datasets]
         for entry in graphql:
@@ -288,10 +296,8 @@ async def test_a_dataset_disabled_for_one_account_is_skipped_and_the_rest_stay_e
         want |= truth_counters(sim, skipped, others, start, end)
         assert any(target in dict(labels).values() for _, labels in want)
         assert page_values(bridge, counter_names(datasets)) == want
-        settled = floor_minute(clock.now() - bridge.config.settle)
-        window = bridge.config.quantile_window
-        gauges = truth_gauges(sim, kept_datasets, bridge.accounts, settled, window)
-        gauges |= truth_gauges(sim, skipped, others, settled, window)
+        gauges = truth_gauges(bridge, sim, kept_datasets, bridge.accounts, since)
+        gauges |= truth_gauges(bridge, sim, skipped, others, since)
         assert page_values(bridge, gauge_names(datasets)) == gauges
     finally:
         await proxy.stop()
