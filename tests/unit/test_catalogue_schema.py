@@ -4,6 +4,8 @@ field descriptions), and the lean default stays small: high-cardinality attribut
 from __future__ import annotations
 
 import re
+from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,8 @@ from graphql import GraphQLField, GraphQLInputObjectType, GraphQLObjectType, get
 from otelbridge.catalogue import CatalogueError, Dataset, MetricChoice, load, parse_dataset
 from otelbridge.cloudflare.client import load_schema
 from otelbridge.docs import series_per_group
+from otelbridge.poller import keep_levels
+from otelbridge.windows import MINUTE
 
 ROOT = Path(__file__).resolve().parents[2]
 DATASETS = load().datasets
@@ -108,3 +112,21 @@ def test_an_attribute_off_by_default_is_grouped_by_only_once_a_counter_has_it() 
     broken = text.replace("    values: 2\n", "    values: 2\n    default: false\n", 1)
     with pytest.raises(CatalogueError, match="only an optional dimension can be off by default"):
         parse_dataset(broken, "catalogue/r2StorageAdaptiveGroups.yaml")
+
+
+def test_a_level_absent_from_an_answer_is_kept_for_the_level_window_only() -> None:
+    backlog = load().dataset("queueBacklogAdaptiveGroups")
+    assert backlog.level_window == 60
+    end = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+    seen: dict[tuple[str, ...], datetime] = {}
+    levels = keep_levels({}, {("q1",): {"m": 5}, ("q2",): {"m": 7}}, seen, end, backlog)
+    for minutes in range(1, 60):  # q2 quiet for 59 minutes: its last level stays
+        levels = keep_levels(levels, {("q1",): {"m": minutes}}, seen, end + MINUTE * minutes, backlog)
+    assert levels == {("q1",): {"m": 59}, ("q2",): {"m": 7}}
+    levels = keep_levels(levels, {("q1",): {"m": 60}}, seen, end + MINUTE * 60, backlog)
+    assert levels == {("q1",): {"m": 60}} and set(seen) == {("q1",)}
+    # Without a level window only the answer's levels are exported.
+    storage = replace(backlog, level_window=0)
+    assert keep_levels({("q2",): {"m": 7}}, {("q1",): {"m": 1}}, {("q2",): end}, end, storage) == {
+        ("q1",): {"m": 1}
+    }
