@@ -113,7 +113,7 @@ class Dataset:
     stability: str = "development"
     file: str = ""
     node: str = ""  # the GraphQL node, when it is not named like the dataset
-    level_window: int = 0  # minutes of settled data the newest level is looked for in (0: quantile window)
+    level_window: int = 0  # minutes a group's last level stays exported when answers no longer have it
     order: int = 100  # datasets are listed (docs, dashboards, status page) by order, then name
 
     @property

@@ -207,7 +207,7 @@ def _dataset_section(dataset: Dataset, quantiles: tuple[str, ...]) -> list[str]:
         ]
     if not dataset.gauges:
         return [*lines, ""]
-    window = f"the newest in the last settled {dataset.level_window} minutes" if dataset.level_window else ""
+    window = f"the last one kept {dataset.level_window} minutes" if dataset.level_window else ""
     lines += [
         "",
         f"### Gauges (over the most recent settled quantile window{'; levels: ' + window if window else ''})",
