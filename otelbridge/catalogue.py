@@ -193,13 +193,17 @@ class Dataset:
         # An attribute off by default (cardinality) is not even grouped by until a counter has it:
         # Cloudflare's answers and the ledger stay as small as what is exported.
         chosen = {a for c in counters for a in c.attributes}
+        quantile_gauges, average_gauges = kept(self.quantile_gauges), kept(self.average_gauges)
+        level_gauges = kept(self.level_gauges)
+        exported = any(c.enabled for c in counters) or bool(quantile_gauges or average_gauges or level_gauges)
         return replace(
             self,
             counter_key=tuple(a for a in self.counter_key if self.dimension(a).default or a in chosen),
             counters=counters,
-            quantile_gauges=kept(self.quantile_gauges),
-            average_gauges=kept(self.average_gauges),
-            level_gauges=kept(self.level_gauges),
+            quantile_gauges=quantile_gauges,
+            average_gauges=average_gauges,
+            level_gauges=level_gauges,
+            enabled=self.enabled and exported,  # a dataset none of whose metrics is exported is not polled
         )
 
     def quantile_field(self, gauge: SourcedMetric, quantile: str) -> str:

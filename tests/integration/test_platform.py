@@ -196,6 +196,7 @@ OPT_IN = (
     ),
 )
 CHANGED = {R2, "d1AnalyticsAdaptiveGroups", WORKERS}
+KV, KV_OPERATIONS = "kvOperationsAdaptiveGroups", "cloudflare.kv.operations"
 
 
 async def test_lean_is_small_and_configured_attributes_restart_only_their_dataset(
@@ -203,11 +204,15 @@ async def test_lean_is_small_and_configured_attributes_restart_only_their_datase
 ) -> None:
     sim.knobs.ingestion_delay = 120
     config = make_config(profile="lean")
-    first = make_bridge(config)
+    # KV's one metric exported by default turned off: the dataset is not polled at all.
+    first = make_bridge(replace(config, metrics=((KV_OPERATIONS, MetricChoice(enabled=False)),)))
     await first.start()
     start = floor_minute(clock.now() - config.lookback)
-    await run(first, sim, clock, 8)
+    requests = await run(first, sim, clock, 8)
+    assert not any(alias.startswith(KV) for aliases in requests for alias in aliases)
+    assert all(KV not in s.ledgers for s in first.accounts.values())
     lean = platform(first.catalogue)
+    assert KV not in {d.dataset for d in lean if d.enabled}
     # Attributes off by default are not even grouped by.
     assert all(first.catalogue.dataset(d).counter_key == load_key(d, default_only=True) for d in CHANGED)
     assert lean_series_labels(first, "cloudflare_r2_operations_total") == {
@@ -236,9 +241,10 @@ async def test_lean_is_small_and_configured_attributes_restart_only_their_datase
     datasets = platform(second.catalogue)
     r2 = second.catalogue.dataset(R2)
     assert r2.counter_key == load_key(R2, default_only=False)
-    resumed = tuple(d for d in datasets if d.dataset not in CHANGED)
+    resumed = tuple(d for d in datasets if d.dataset not in {*CHANGED, KV})
     want = truth_counters(sim, resumed, second.accounts, start, end)
-    want |= truth_counters(sim, [d for d in datasets if d.dataset in CHANGED], second.accounts, restart, end)
+    restarted = [d for d in datasets if d.dataset in {*CHANGED, KV}]  # KV: first polled now
+    want |= truth_counters(sim, restarted, second.accounts, restart, end)
     assert page_values(second, counter_names(datasets)) == want
     assert any("http_response_status_code" in dict(labels) for name, labels in want if "r2" in name)
     # Workers: the dispatch namespace (empty outside Workers for Platforms) is grouped by and exported.
