@@ -139,7 +139,14 @@ CONFIG_EXAMPLE = [
     "  cloudflare.workers.subrequests: {enabled: true}",
     "  cloudflare.workers.cpu_time: {attributes: [cloudflare.workers.status]}",
     "  cloudflare.workers.invocation.wall_time: {enabled: true}",
+    "  # Workers for Platforms: requests by dispatch namespace too (off by default, even with full)",
+    "  cloudflare.workers.requests:",
+    "    attributes: [cloudflare.workers.status, cloudflare.workers.dispatch_namespace]",
+    "  cloudflare.kv.operations: {enabled: false}   # KV's only default metric: KV is not polled",
     "```",
+    "",
+    "A dataset none of whose metrics is exported is not polled at all; turned on later, it counts",
+    "from the lookback.",
     "",
 ]
 
