@@ -196,6 +196,13 @@ class Dataset:
         quantile_gauges, average_gauges = kept(self.quantile_gauges), kept(self.average_gauges)
         level_gauges = kept(self.level_gauges)
         exported = any(c.enabled for c in counters) or bool(quantile_gauges or average_gauges or level_gauges)
+        # A dataset off by default is polled with `full`, or once one of its metrics is configured
+        # (other than turned off).
+        wanted = (
+            self.enabled
+            or full
+            or any(choices[n].enabled is not False for n in self.metric_names if n in choices)
+        )
         return replace(
             self,
             counter_key=tuple(a for a in self.counter_key if self.dimension(a).default or a in chosen),
@@ -203,7 +210,7 @@ class Dataset:
             quantile_gauges=quantile_gauges,
             average_gauges=average_gauges,
             level_gauges=level_gauges,
-            enabled=self.enabled and exported,  # a dataset none of whose metrics is exported is not polled
+            enabled=wanted and exported,  # a dataset none of whose metrics is exported is not polled
         )
 
     def quantile_field(self, gauge: SourcedMetric, quantile: str) -> str:

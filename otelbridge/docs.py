@@ -118,7 +118,7 @@ def _overview(catalogue: Catalogue) -> list[str]:
     for d in catalogue.datasets:
         q = len(d.default_quantiles)
         lean, full = series_per_group(d.select("lean"), q, 1), series_per_group(d.select("full"), q, 1)
-        polled = "yes" if d.enabled else "no"
+        polled = "yes" if d.enabled else "opt-in"
         lines.append(
             f"| [`{d.dataset}`](#{d.dataset.lower()}) | {d.scope} | {polled} | {d.stability} | "
             f"{_entity(d)} | {lean} | {full} |"
@@ -142,11 +142,17 @@ CONFIG_EXAMPLE = [
     "  # Workers for Platforms: requests by dispatch namespace too (off by default, even with full)",
     "  cloudflare.workers.requests:",
     "    attributes: [cloudflare.workers.status, cloudflare.workers.dispatch_namespace]",
-    "  cloudflare.kv.operations: {enabled: false}   # KV's only default metric: KV is not polled",
+    "  # Developer-platform datasets are opt-in: naming one of a dataset's metrics polls it, with",
+    "  # its lean metrics (`profile: full` polls every dataset)",
+    "  cloudflare.r2.operations: {enabled: true}",
+    "  cloudflare.r2.storage.size: {enabled: true}",
+    "  cloudflare.d1.read_queries: {enabled: true}",
     "```",
     "",
-    "A dataset none of whose metrics is exported is not polled at all; turned on later, it counts",
-    "from the lookback.",
+    "Each dataset polled adds its aliases (two or three) to the one request per account and cycle,",
+    "and Cloudflare's documented limits count a request's queries as its scopes times its dataset",
+    "nodes. A dataset none of whose metrics is exported is not polled at all; turned on later, it",
+    "counts from the lookback.",
     "",
 ]
 
@@ -191,7 +197,7 @@ def _dataset_section(dataset: Dataset, quantiles: tuple[str, ...]) -> list[str]:
         f"## {dataset.dataset}",
         "",
         f"Source: `{dataset.dataset}` ({dataset.scope} scope, `otelbridge/{dataset.file}`), "
-        f"stability: {dataset.stability}{'' if dataset.enabled else ', not polled'}.",
+        f"stability: {dataset.stability}{'' if dataset.enabled else ', opt-in (see Choosing metrics)'}.",
         "",
         *_cost(dataset),
     ]

@@ -26,7 +26,8 @@ R2 = "r2OperationsAdaptiveGroups"
 
 
 def platform(catalogue: Catalogue) -> tuple[Dataset, ...]:
-    return tuple(d for d in catalogue.datasets if d.dataset != WORKERS)
+    """The datasets polled beside Workers."""
+    return tuple(d for d in catalogue.enabled if d.dataset != WORKERS)
 
 
 def label(attribute: str) -> str:
@@ -203,16 +204,21 @@ async def test_lean_is_small_and_configured_attributes_restart_only_their_datase
     sim: Simulator, clock: ManualClock, make_config: Callable[..., Config], make_bridge: Callable[..., Bridge]
 ) -> None:
     sim.knobs.ingestion_delay = 120
-    config = make_config(profile="lean")
-    # KV's one metric exported by default turned off: the dataset is not polled at all.
-    first = make_bridge(replace(config, metrics=((KV_OPERATIONS, MetricChoice(enabled=False)),)))
+    # Every platform dataset is opt-in: turned on by naming one of its metrics, but KV.
+    on = {
+        d.counters[0].name if d.counters else d.level_gauges[0].name: MetricChoice(enabled=True)
+        for d in load().datasets
+        if d.dataset not in (WORKERS, KV)
+    }
+    config = make_config(profile="lean", metrics=tuple(on.items()))
+    first = make_bridge(config)
     await first.start()
     start = floor_minute(clock.now() - config.lookback)
     requests = await run(first, sim, clock, 8)
     assert not any(alias.startswith(KV) for aliases in requests for alias in aliases)
     assert all(KV not in s.ledgers for s in first.accounts.values())
     lean = platform(first.catalogue)
-    assert KV not in {d.dataset for d in lean if d.enabled}
+    assert {d.dataset for d in first.catalogue.datasets} - {d.dataset for d in lean} == {WORKERS, KV}
     # Attributes off by default are not even grouped by.
     assert all(first.catalogue.dataset(d).counter_key == load_key(d, default_only=True) for d in CHANGED)
     assert lean_series_labels(first, "cloudflare_r2_operations_total") == {
@@ -233,7 +239,8 @@ async def test_lean_is_small_and_configured_attributes_restart_only_their_datase
     await first.close()
 
     clock.advance(120)
-    second = make_bridge(replace(config, metrics=OPT_IN))
+    metrics = {**on, **dict(OPT_IN), KV_OPERATIONS: MetricChoice(enabled=True)}
+    second = make_bridge(replace(config, metrics=tuple(metrics.items())))
     await second.start()
     restart = floor_minute(clock.now() - config.lookback)
     await run(second, sim, clock, 8)
@@ -243,7 +250,7 @@ async def test_lean_is_small_and_configured_attributes_restart_only_their_datase
     assert r2.counter_key == load_key(R2, default_only=False)
     resumed = tuple(d for d in datasets if d.dataset not in {*CHANGED, KV})
     want = truth_counters(sim, resumed, second.accounts, start, end)
-    restarted = [d for d in datasets if d.dataset in {*CHANGED, KV}]  # KV: first polled now
+    restarted = [d for d in datasets if d.dataset in {*CHANGED, KV}]  # KV: polled from now on
     want |= truth_counters(sim, restarted, second.accounts, restart, end)
     assert page_values(second, counter_names(datasets)) == want
     assert any("http_response_status_code" in dict(labels) for name, labels in want if "r2" in name)

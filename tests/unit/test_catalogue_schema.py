@@ -130,3 +130,24 @@ def test_a_level_absent_from_an_answer_is_kept_for_the_level_window_only() -> No
     assert keep_levels({("q2",): {"m": 7}}, {("q1",): {"m": 1}}, {("q2",): end}, end, storage) == {
         ("q1",): {"m": 1}
     }
+
+
+def test_platform_datasets_are_opt_in_and_a_named_metric_turns_its_dataset_on() -> None:
+    catalogue = load()
+    assert [d.dataset for d in catalogue.select("lean").enabled] == ["workersInvocationsAdaptive"]
+    assert len(catalogue.select("full").enabled) == len(catalogue.datasets)
+    r2 = "r2OperationsAdaptiveGroups"
+
+    def polled(**choices: MetricChoice) -> bool:
+        named = {name.replace("__", "."): c for name, c in choices.items()}
+        return r2 in {d.dataset for d in catalogue.select("lean", named).enabled}
+
+    assert polled(cloudflare__r2__operations=MetricChoice(enabled=True))
+    assert polled(cloudflare__r2__response_object_size=MetricChoice(attributes=("cloudflare.r2.status",)))
+    assert not polled(cloudflare__r2__operations=MetricChoice(enabled=False))
+    assert not polled(cloudflare__d1__read_queries=MetricChoice(enabled=True))
+    # Every metric of a polled dataset turned off: it is not polled either.
+    off = {
+        m: MetricChoice(enabled=False) for m in catalogue.dataset("workersInvocationsAdaptive").metric_names
+    }
+    assert catalogue.select("lean", off).enabled == ()
