@@ -37,6 +37,7 @@ from otelbridge.docs import prometheus_name
 
 HERE = Path(__file__).resolve().parent
 FAMILIES = HERE / "families.yaml"
+PLATFORM = HERE / "platform.yaml"
 HEALTH_FILE = "bridge-health.json"
 ZONES_FILE = "zones.json"  # one dashboard for every zone dataset without a families.yaml entry
 DATASOURCE = DataSourceRef(type_val="prometheus", uid="${datasource}")
@@ -110,6 +111,43 @@ def families(path: Path = FAMILIES) -> dict[str, Family]:
         )
         for dataset, f in raw.items()
     }
+
+
+@dataclass(frozen=True)
+class PlatformRow:
+    dataset: str
+    title: str
+    entity: str  # the attribute panels are drawn per, besides the account
+    breakdown: str | None = None  # an outcome attribute, shown in a "by <label>" panel
+    breakdown_label: str = ""
+    requests: str | None = None  # with errors: an error ratio, and time counters per request
+    errors: str | None = None
+
+
+@dataclass(frozen=True)
+class Platform:
+    title: str
+    uid: str
+    file: str
+    rows: dict[str, PlatformRow]
+
+
+def platform(path: Path = PLATFORM) -> Platform:
+    raw: dict[str, Any] = yaml.safe_load(path.read_text(encoding="utf-8"))
+    rows = {
+        dataset: PlatformRow(
+            dataset=dataset,
+            title=r["title"],
+            entity=r["entity"],
+            breakdown=r.get("breakdown", {}).get("attribute"),
+            breakdown_label=r.get("breakdown", {}).get("label", ""),
+            requests=r.get("requests"),
+            errors=r.get("errors"),
+        )
+        for dataset, r in raw["rows"].items()
+    }
+    board = raw["dashboard"]
+    return Platform(board["title"], board["uid"], board["file"], rows)
 
 
 def query(expr: str, legend: str, instant: bool = False) -> prometheus.Dataquery:
@@ -274,15 +312,115 @@ def family_dashboard(catalogue: Dataset, family: Family) -> dashboard.Dashboard:
         if gauges:
             board = board.with_row(dashboard.Row(row))
         for m in gauges:
-            metric = prometheus_name(m.name, m.unit, False)
-            board = board.with_panel(
+            board = board.with_panel(gauge_panel(m, prefix, by, sel, legend))
+    return board
+
+
+def gauge_panel(
+    m: SourcedMetric | AverageGauge, prefix: str, by: str, sel: str, legend: str
+) -> timeseries.Panel:
+    """A gauge as it is, its groups kept apart (`by`)."""
+    metric = prometheus_name(m.name, m.unit, False)
+    return series_panel(
+        title_of(m.name, prefix),
+        described(m),
+        value_unit(m.unit),
+        query(f"max by ({by}) ({metric}{{{sel}}})", legend),
+    )
+
+
+def _prefix(names: list[str]) -> str:
+    """The dotted prefix the names share (`cloudflare.r2.`), so panels are titled by the rest."""
+    parts = [n.split(".")[:-1] for n in names]
+    common = []
+    for words in zip(*parts, strict=False):
+        if len(set(words)) > 1:
+            break
+        common.append(words[0])
+    return ".".join(common) + "."
+
+
+def platform_panels(dataset: Dataset, row: PlatformRow) -> list[timeseries.Panel]:
+    """A row's panels: counters per second (time per request when the row has requests), error
+    ratio, the breakdown, and gauges as they are; per entity and account."""
+    account, entity = label(dataset.scope_attribute), label(row.entity)
+    sel, by = f'{account}=~"$account"', f"{account}, {entity}"
+    legend = f"{{{{{entity}}}}} · {{{{{account}}}}}"
+    gauges: tuple[SourcedMetric | AverageGauge, ...] = (*dataset.level_gauges, *dataset.average_gauges)
+    prefix = _prefix([m.name for m in (*dataset.counters, *gauges)])
+    names = {c.name: prometheus_name(c.name, c.unit, True) for c in dataset.counters}
+
+    def rate(metric: str, group: str = by) -> str:
+        return f"sum by ({group}) (rate({metric}{{{sel}}}[$__rate_interval]))"
+
+    out = []
+    if row.requests and row.errors:
+        out.append(
+            series_panel(
+                f"Error ratio by {entity_title(row.entity, dataset)}",
+                f"Errors / requests. {dataset_metric(dataset, row.errors).description}",
+                "percentunit",
+                query(f"{rate(names[row.errors])} / {rate(names[row.requests])}", legend),
+            )
+        )
+    shown = next((c for c in dataset.counters if row.breakdown in c.attributes), None)
+    if row.breakdown and shown is not None:
+        group = f"{account}, {label(row.breakdown)}"
+        out.append(
+            series_panel(
+                f"{title_of(shown.name, prefix)} per second by {row.breakdown_label}",
+                f"{described(shown)} By {dataset.attributes[row.breakdown]}.",
+                rate_unit(shown.unit),
+                query(rate(names[shown.name], group), f"{{{{{label(row.breakdown)}}}}} · {{{{{account}}}}}"),
+            )
+        )
+    for c in dataset.counters:
+        if c.unit == "s" and row.requests:
+            out.append(
                 series_panel(
-                    title_of(m.name, prefix),
-                    described(m),
-                    value_unit(m.unit),
-                    query(f"max by ({by}) ({metric}{{{sel}}})", legend),
+                    f"{title_of(c.name, prefix)} per request (mean)",
+                    f"{described(c)} Divided by the requests.",
+                    "s",
+                    query(f"{rate(names[c.name])} / {rate(names[row.requests])}", legend),
                 )
             )
+            continue
+        out.append(
+            series_panel(
+                f"{title_of(c.name, prefix)} per second",
+                described(c),
+                rate_unit(c.unit),
+                query(rate(names[c.name]), legend),
+            )
+        )
+    key = ", ".join(label(a) for a in (dataset.scope_attribute, *dataset.gauge_key))
+    out += [gauge_panel(m, prefix, key, sel, legend) for m in gauges]
+    return out
+
+
+def entity_title(attribute: str, dataset: Dataset) -> str:
+    return dataset.dimension(attribute).field
+
+
+def dataset_metric(dataset: Dataset, name: str) -> SourcedMetric:
+    return next(c for c in dataset.counters if c.name == name)
+
+
+def platform_dashboard(catalogue: Catalogue, layout: Platform) -> dashboard.Dashboard:
+    up = catalogue.self_metric("otelbridge.up")
+    board = new_dashboard(
+        layout.title,
+        layout.uid,
+        f"{', '.join(layout.rows)}, exported by otelbridge; a row per dataset. "
+        "Generated from otelbridge's metric catalogue.",
+    ).with_variable(variable("account", "Account", prometheus_name(up.name, up.unit, False), label(ACCOUNT)))
+    for dataset in catalogue.datasets:
+        row = layout.rows.get(dataset.dataset)
+        if row is None:
+            continue
+        board = board.with_row(dashboard.Row(row.title))
+        for panel in platform_panels(dataset, row):
+            board = board.with_panel(panel)
     return board
 
 
@@ -360,17 +498,18 @@ def generate(catalogue: Catalogue | None = None) -> dict[str, str]:
     """File name under dashboards/ -> JSON text, for every dashboard."""
     catalogue = catalogue or load()
     out = {HEALTH_FILE: render(health_dashboard(catalogue))}
-    known = families()
+    known, layout = families(), platform()
     zones = tuple(d for d in catalogue.datasets if d.scope == "zone" and d.dataset not in known)
     for dataset in catalogue.datasets:
-        if dataset in zones:
+        if dataset in zones or dataset.dataset in layout.rows:
             continue
         if dataset.dataset not in known:
-            raise KeyError(f"{FAMILIES.name}: no entry for dataset {dataset.dataset}")
+            raise KeyError(f"{FAMILIES.name}, {PLATFORM.name}: no entry for dataset {dataset.dataset}")
         family = known[dataset.dataset]
         out[family.file] = render(family_dashboard(dataset, family))
     if zones:
         out[ZONES_FILE] = render(zone_dashboard(zones))
+    out[layout.file] = render(platform_dashboard(catalogue, layout))
     return out
 
 

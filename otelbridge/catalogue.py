@@ -123,6 +123,9 @@ class Dataset:
     stability: str = "development"
     file: str = ""
     node: str = ""  # the GraphQL node, when it is not named like the dataset
+    level_window: int = 0  # minutes a group's last level stays exported when answers no longer have it
+    order: int = 100  # datasets are listed (docs, dashboards, status page) by order, then name
+    switched_off: bool = False  # turned off in the `datasets` setting: never polled, whatever the profile
 
     @property
     def graphql_node(self) -> str:
@@ -205,12 +208,28 @@ class Dataset:
         def kept(metrics: tuple[Any, ...]) -> tuple[Any, ...]:
             return tuple(m for m in (resolve(m) for m in metrics) if m.enabled)
 
+        counters = tuple(resolve(c) for c in self.counters)
+        # An attribute off by default (cardinality) is not even grouped by until a counter has it:
+        # Cloudflare's answers and the ledger stay as small as what is exported.
+        chosen = {a for c in counters for a in c.attributes}
+        quantile_gauges, average_gauges = kept(self.quantile_gauges), kept(self.average_gauges)
+        level_gauges = kept(self.level_gauges)
+        exported = any(c.enabled for c in counters) or bool(quantile_gauges or average_gauges or level_gauges)
+        # A dataset off by default is polled with `full`, or once one of its metrics is configured
+        # (other than turned off).
+        wanted = not self.switched_off and (
+            self.enabled
+            or full
+            or any(choices[n].enabled is not False for n in self.metric_names if n in choices)
+        )
         return replace(
             self,
-            counters=tuple(resolve(c) for c in self.counters),
-            quantile_gauges=kept(self.quantile_gauges),
-            average_gauges=kept(self.average_gauges),
-            level_gauges=kept(self.level_gauges),
+            counter_key=tuple(a for a in self.counter_key if self.dimension(a).default or a in chosen),
+            counters=counters,
+            quantile_gauges=quantile_gauges,
+            average_gauges=average_gauges,
+            level_gauges=level_gauges,
+            enabled=wanted and exported,  # a dataset none of whose metrics is exported is not polled
         )
 
     def with_dimensions(self, attributes: tuple[str, ...]) -> Dataset:
@@ -286,7 +305,9 @@ class Catalogue:
             choice = choices.get(d.dataset, DatasetChoice())
             if choice.dimensions is not None:
                 d = d.with_dimensions(choice.dimensions)
-            out.append(d if choice.enabled is None else replace(d, enabled=choice.enabled))
+            if choice.enabled is not None:
+                d = replace(d, enabled=choice.enabled, switched_off=not choice.enabled)
+            out.append(d)
         return replace(self, datasets=tuple(out))
 
     def self_metric(self, name: str) -> SelfMetric:
@@ -414,12 +435,15 @@ def _dimension(r: _Reader) -> Dimension:
     kind = r.get("type", str, "string")
     if kind not in ("string", "integer"):
         raise r.error("type", f"expected string or integer, got {kind!r}")
+    optional, default = r.get("optional", bool, False), r.get("default", bool, True)
+    if not default and not optional:
+        raise r.error("default", "only an optional dimension can be off by default")
     return Dimension(
         attribute=r.get("attribute", str),
         field=r.get("field", str),
         description=r.get("description", str),
-        optional=r.get("optional", bool, False),
-        default=r.get("default", bool, True),
+        optional=optional,
+        default=default,
         values=r.get("values", int, None),
         type="integer" if kind == "integer" else "string",
     )
@@ -428,7 +452,7 @@ def _dimension(r: _Reader) -> Dimension:
 DATASET_KEYS = {
     "dataset", "node", "scope", "time_filter", "enabled", "stability", "dimensions", "counter_key",
     "page_key", "gauge_key", "counters", "quantile_gauges", "average_gauges", "level_gauges", "quantiles",
-    "default_quantiles",
+    "default_quantiles", "level_window", "order",
 }  # fmt: skip
 
 
@@ -473,6 +497,8 @@ def parse_dataset(text: str, file: str = "<catalogue>") -> Dataset:
         stability=r.get("stability", str, "development"),
         file=file,
         node=r.get("node", str, ""),
+        level_window=r.get("level_window", int, 0),
+        order=r.get("order", int, 100),
     )
     unknown = set(dataset.default_quantiles) - set(dataset.available_quantiles)
     if unknown:
@@ -483,8 +509,10 @@ def parse_dataset(text: str, file: str = "<catalogue>") -> Dataset:
         raise r.error("gauge_key", "missing (the dataset has gauges)")
     if file.endswith(".yaml") and file.rsplit("/", 1)[-1] != f"{dataset.dataset}.yaml":
         raise r.error("dataset", f"{dataset.dataset!r} must be the file's name")
-    if not dataset.counters:
-        raise r.error("counters", "a dataset needs at least one counter")
+    if not dataset.counters and not dataset.level_gauges:
+        raise r.error("counters", "a dataset needs a counter, or level gauges")
+    if dataset.level_window and not dataset.level_gauges:
+        raise r.error("level_window", "only for a dataset with level gauges")
     return dataset
 
 
@@ -528,9 +556,7 @@ def combine(datasets: tuple[Dataset, ...], self_metrics: tuple[SelfMetric, ...])
 def load() -> Catalogue:
     folder = resources.files("otelbridge").joinpath("catalogue")
     files = sorted((f for f in folder.iterdir() if f.name.endswith(".yaml")), key=lambda f: f.name)
-    datasets = tuple(
-        parse_dataset(f.read_text(encoding="utf-8"), f"catalogue/{f.name}")
-        for f in files
-        if f.name != SELF_FILE
-    )
+    texts = {f.name: f.read_text(encoding="utf-8") for f in files if f.name != SELF_FILE}
+    parsed = (parse_dataset(text, f"catalogue/{name}") for name, text in texts.items())
+    datasets = tuple(sorted(parsed, key=lambda d: (d.order, d.dataset)))
     return combine(datasets, parse_self(folder.joinpath(SELF_FILE).read_text(encoding="utf-8")))

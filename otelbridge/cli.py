@@ -17,6 +17,7 @@ from typing import Any
 
 from otelbridge import __version__, backfill_cli, logs, otlp, server, statuspage, web_config
 from otelbridge.bridge import Bridge
+from otelbridge.catalogue import DatasetChoice
 from otelbridge.catalogue import load as load_catalogue
 from otelbridge.cloudflare.credentials import Credentials, Secret
 from otelbridge.cloudflare.errors import CloudflareError
@@ -287,6 +288,8 @@ async def _demo(args: argparse.Namespace) -> int:
         delay=timedelta(minutes=1) + ingestion,
         settle=timedelta(minutes=2) + ingestion,
         profile=args.profile,
+        # every dataset the simulated API serves, the opt-in developer platform too
+        datasets=tuple((d.dataset, DatasetChoice(enabled=True)) for d in load_catalogue().datasets),
     )
     more = (
         "  more:    this is the lean profile (the metrics most users chart); --profile full exports\n"
@@ -298,7 +301,9 @@ async def _demo(args: argparse.Namespace) -> int:
         f"\notelbridge demo: polling the built-in simulated Cloudflare API at {sim.base_url}\n"
         "  metrics: {url}\n"
         "  status:  {page} (JSON: {status})\n"
-        "  try:     curl -s {url} | grep cloudflare_workers_requests_total | head\n"
+        "  try:     curl -s {url} | grep -E 'cloudflare_(workers|zone)_requests_total' | head\n"
+        "           (zones, R2, D1, KV, Durable Objects, Queues and Pages are on in the demo; outside it\n"
+        "           the developer platform is opt-in: see docs/platform.md)\n"
         f"{more}"
         "Press Ctrl-C to stop.\n"
     )

@@ -58,18 +58,41 @@ def _default(dataset: Dataset, metric: SourcedMetric | AverageGauge, counter: bo
     return "on"
 
 
-def _cost(dataset: Dataset) -> list[str]:
-    if not dataset.optional and dataset.scope != "zone":
+def _opt_in(dataset: Dataset) -> list[str]:
+    """The attributes off by default, and what configuring one costs."""
+    off = [dataset.dimension(a) for a in dataset.optional if not dataset.dimension(a).default]
+    if not off:
         return []
+    names = ", ".join(f"`{d.attribute}` ({d.values or 'unbounded'})" for d in off)
+    return [
+        f"Off unless configured on a counter, even with `full` (values in brackets): {names}. Each",
+        "multiplies the series of the counters configured with it by its values. Until configured it",
+        "is not even grouped by; configuring it (or dropping it again) restarts this dataset's counters",
+        "from the lookback, as a counter reset.",
+        "",
+    ]
+
+
+def _cost(dataset: Dataset) -> list[str]:
     q = len(dataset.default_quantiles)
     lean, full = dataset.select("lean"), dataset.select("full")
-    entity, breakdown = _entity(dataset), _breakdown(dataset)
+    entity = _entity(dataset)
+    head = [f"### What each {entity} costs in series", ""]
+    if not dataset.optional:
+        group = ", ".join(_fields(dataset, dataset.gauge_key or (dataset.page_key,)))
+        lean_n, full_n = series_per_group(lean, q, 1), series_per_group(full, q, 1)
+        return [
+            *head,
+            f"Series per {entity} (per group of {group}): {lean_n} with `lean`, {full_n} with `full`.",
+        ]
+    breakdown = _breakdown(lean)
+    quantiles = f", with the default quantiles ({q})," if dataset.quantile_gauges else ""
+    per_quantile = f" a quantile gauge, one per exported quantile ({q} by default);" if q else ""
     return [
-        f"### What each {entity} costs in series",
-        "",
+        *head,
         "Backends bill by active series, so the default profile (`lean`) exports what most users chart",
-        f"and alert on. Series per {entity}, with the default quantiles "
-        f"({q}), for one that has seen one value of {breakdown} and one that has seen them all:",
+        f"and alert on. Series per {entity}{quantiles} for one that has seen one value of {breakdown}"
+        " and one that has seen them all:",
         "",
         f"| Profile | One {breakdown} | All |",
         "|---|---|---|",
@@ -77,10 +100,37 @@ def _cost(dataset: Dataset) -> list[str]:
         f"| `full` | {series_per_group(full, q, 1)} | {series_per_group(full, q, None)} |",
         "",
         f"Turning a metric on adds, per {entity}: a counter by {breakdown}, one series per value; a",
-        f"counter per {entity}, 1; a quantile gauge, one per exported quantile ({q} by default); an",
-        "average or level gauge, 1. The `attributes` of a counter (in `metrics:`) choose its breakdown.",
+        f"counter per {entity}, 1;{per_quantile} an average or level gauge, 1. The `attributes` of a",
+        "counter (in `metrics:`) choose its breakdown.",
         "",
+        *_opt_in(dataset),
     ]
+
+
+def _fields(dataset: Dataset, attributes: tuple[str, ...]) -> list[str]:
+    return [dataset.dimension(a).field for a in attributes]
+
+
+def _overview(catalogue: Catalogue) -> list[str]:
+    lines = [
+        "## Datasets",
+        "",
+        "Every polled dataset of an account travels in the same GraphQL request, once per cycle; a",
+        "dataset the account's settings say is not enabled is skipped for that account. Series per",
+        "resource with one value of each breakdown attribute (see each dataset's cost section):",
+        "",
+        "| Dataset | Scope | Polled | Stability | Per | `lean` | `full` |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for d in catalogue.datasets:
+        q = len(d.default_quantiles)
+        lean, full = series_per_group(d.select("lean"), q, 1), series_per_group(d.select("full"), q, 1)
+        polled = "yes" if d.enabled else "opt-in"
+        lines.append(
+            f"| [`{d.dataset}`](#{d.dataset.lower()}) | {d.scope} | {polled} | {d.stability} | "
+            f"{_entity(d)} | {lean} | {full} |"
+        )
+    return [*lines, ""]
 
 
 CONFIG_EXAMPLE = [
@@ -96,7 +146,20 @@ CONFIG_EXAMPLE = [
     "  cloudflare.workers.subrequests: {enabled: true}",
     "  cloudflare.workers.cpu_time: {attributes: [cloudflare.workers.status]}",
     "  cloudflare.workers.invocation.wall_time: {enabled: true}",
+    "  # Workers for Platforms: requests by dispatch namespace too (off by default, even with full)",
+    "  cloudflare.workers.requests:",
+    "    attributes: [cloudflare.workers.status, cloudflare.workers.dispatch_namespace]",
+    "  # Developer-platform datasets are opt-in: naming one of a dataset's metrics polls it, with",
+    "  # its lean metrics (`profile: full` polls every dataset)",
+    "  cloudflare.r2.operations: {enabled: true}",
+    "  cloudflare.r2.storage.size: {enabled: true}",
+    "  cloudflare.d1.read_queries: {enabled: true}",
     "```",
+    "",
+    "Each dataset polled adds its aliases (two or three) to the one request per account and cycle,",
+    "and Cloudflare's documented limits count a request's queries as its scopes times its dataset",
+    "nodes. A dataset none of whose metrics is exported is not polled at all; turned on later, it",
+    "counts from the lookback.",
     "",
 ]
 
@@ -140,14 +203,18 @@ def _dataset_section(dataset: Dataset, quantiles: tuple[str, ...]) -> list[str]:
         f"## {dataset.dataset}",
         "",
         f"Source: `{dataset.dataset}` ({dataset.scope} scope, `otelbridge/{dataset.file}`), "
-        f"stability: {dataset.stability}{'' if dataset.enabled else ', not polled'}.",
+        f"stability: {dataset.stability}{'' if dataset.enabled else ', opt-in (see Choosing metrics)'}.",
         "",
         *_cost(dataset),
-        "### Counters (cumulative from process start, or from saved state)",
-        "",
-        "| OpenTelemetry name | Prometheus name | Unit | Cloudflare field | Labels | Default | Description |",
-        "|---|---|---|---|---|---|---|",
     ]
+    if dataset.counters:
+        lines += [
+            "### Counters (cumulative from process start, or from saved state)",
+            "",
+            "| OpenTelemetry name | Prometheus name | Unit | Cloudflare field | Labels | Default "
+            "| Description |",
+            "|---|---|---|---|---|---|---|",
+        ]
     for c in dataset.counters:
         field = c.source + (f" ({c.api_unit})" if c.api_unit else "")
         labels = _labels(*dataset.scope_attributes, *dataset.counter_key)
@@ -168,9 +235,10 @@ def _dataset_section(dataset: Dataset, quantiles: tuple[str, ...]) -> list[str]:
         lines += ["", "Labels:", ""]
         lines += [f"- `{n}` (`{n.replace('.', '_')}`): {text}" for n, text in dataset.attributes.items()]
         return [*lines, ""]
+    window = f"the last one kept {dataset.level_window} minutes" if dataset.level_window else ""
     lines += [
         "",
-        "### Gauges (over the most recent settled quantile window)",
+        f"### Gauges (over the most recent settled quantile window{'; levels: ' + window if window else ''})",
         "",
         "| OpenTelemetry name | Prometheus name | Unit | Cloudflare fields | Labels | Default "
         "| Description |",
@@ -212,6 +280,7 @@ def metrics_markdown(catalogue: Catalogue) -> str:
         "One section per Cloudflare dataset (GraphQL Analytics API), then otelbridge's own metrics.",
         "",
         *CONFIG_EXAMPLE,
+        *_overview(catalogue),
     ]
     for dataset in catalogue.datasets:
         lines += _dataset_section(dataset, tuple(dataset.available_quantiles))

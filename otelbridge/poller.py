@@ -28,6 +28,7 @@ from otelbridge.cloudflare.client import Answer, CloudflareClient, DatasetLimits
 from otelbridge.cloudflare.queries import AliasRequest, Shape, alias
 from otelbridge.ledger import Ledger, Rows, SeriesKey
 from otelbridge.ratelimit import RateBudget
+from otelbridge.windows import MINUTE
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,7 @@ class AccountState:
     limits: dict[str, DatasetLimits] | None = None  # by dataset, once read from settings
     quantiles: dict[str, dict[SeriesKey, QuantileRow]] = field(default_factory=dict)  # by dataset
     levels: dict[str, LevelRows] = field(default_factory=dict)  # by dataset
+    level_seen: dict[str, dict[SeriesKey, datetime]] = field(default_factory=dict)  # by dataset
     up: bool = False
     poll_seconds: float = 0.0
     failures: int = 0  # consecutive failed cycles
@@ -74,6 +76,19 @@ class AccountState:
         return self.owner or self.account
 
 
+def keep_levels(
+    kept: LevelRows, fresh: LevelRows, seen: dict[SeriesKey, datetime], end: datetime, dataset: Dataset
+) -> LevelRows:
+    """This cycle's levels, and the last levels of groups absent from it (a resource that reports
+    now and then) for `level_window` after the window they were last answered in, ending `end`.
+    `seen` (group -> that window's end) is updated."""
+    seen.update(dict.fromkeys(fresh, end))
+    horizon = end - MINUTE * dataset.level_window
+    for key in [k for k, when in seen.items() if when <= horizon]:
+        del seen[key]
+    return {**{k: v for k, v in kept.items() if k in seen}, **fresh}
+
+
 class AccountPoller:
     def __init__(
         self,
@@ -87,6 +102,7 @@ class AccountPoller:
     ) -> None:
         self._client = client
         self._datasets = datasets
+        self._by_name = {d.dataset: d for d in datasets}
         self._timing = timing
         self._interval = poll_interval
         self.outcomes = outcomes
@@ -228,7 +244,7 @@ class AccountPoller:
             if d.level_gauges:
                 requests.append(AliasRequest(d, "levels", Shape.LEVELS, gauges.start, gauges.end))
             for role, rng in (("settling", plan.settling), ("open", plan.open)):
-                if not rng.empty:
+                if d.counters and not rng.empty:  # a dataset of levels only has nothing to sum
                     requests.append(AliasRequest(d, role, Shape.SUMS, rng.start, rng.end))
         return plans, tuple(requests)
 
@@ -248,7 +264,10 @@ class AccountPoller:
             state.ledgers[name].apply(plan, settling, answer.sums.get(alias(name, "open"), {}))
             state.settled_now[name] = (plan.settling, settling)
             state.quantiles[name] = answer.quantiles.get(alias(name, "gauges"), {})
-            state.levels[name] = answer.levels.get(alias(name, "levels"), {})
+            fresh = answer.levels.get(alias(name, "levels"), {})
+            seen = state.level_seen.setdefault(name, {})
+            kept = state.levels.get(name, {})
+            state.levels[name] = keep_levels(kept, fresh, seen, plan.quantiles.end, self._by_name[name])
 
     async def _call(self, state: AccountState, call: Callable[[], Awaitable[T]]) -> T:
         budget = state.budget

@@ -91,6 +91,14 @@ class SaveHealth:
     last_error: str = ""
 
 
+def _key_width(data: Any) -> int | None:
+    """The number of key dimensions of a saved ledger's rows (None: it has no rows)."""
+    rows = data.get("totals") if isinstance(data, dict) else None
+    if isinstance(rows, list) and rows and isinstance(rows[0], list):
+        return len(rows[0]) - 1
+    return None
+
+
 class StateStore:
     def __init__(
         self, directory: Path, api_url: str, keys: Mapping[str, tuple[str, ...]] | None = None
@@ -232,6 +240,18 @@ def _ledgers(by_scope: Any, shapes: Shapes) -> Ledgers:
             if dataset not in shapes:
                 continue
             fields, width = shapes[dataset]
+            saved = _key_width(data)
+            if saved not in (None, width):
+                # A file without `keys` whose dataset is now grouped otherwise: its totals cannot be
+                # split or merged, so it alone counts again from the lookback.
+                log.warning(
+                    "%s %s: saved grouped by %d dimensions, now by %d; counting it again",
+                    scope,
+                    dataset,
+                    saved,
+                    width,
+                )
+                continue
             ledger = Ledger.from_json(data, fields, width)
             if ledger.settled.utcoffset() is None or ledger.counted.utcoffset() is None:
                 raise ValueError(f"{scope} {dataset}: times without a timezone")

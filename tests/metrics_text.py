@@ -33,6 +33,13 @@ def parse_prometheus(text: str, prefix: str = "cloudflare_workers_") -> SeriesVa
     return out
 
 
+def series_on(text: str, prefix: str) -> int:
+    """How many series of names starting with prefix a /metrics page holds."""
+    return sum(
+        1 for f in text_string_to_metric_families(text) for s in f.samples if s.name.startswith(prefix)
+    )
+
+
 def _kinds(catalogue: Catalogue) -> dict[str, tuple[str, bool]]:
     """Workers metric name -> (unit, is a counter)."""
     dataset = workers(catalogue)

@@ -45,6 +45,7 @@ class TamperProxy:
         self.rewrite_settings: Rewrite | None = None  # applied to settings answers only
         self.raw_text: str | None = None  # sent instead of the re-encoded JSON (e.g. with NaN)
         self.headers_seen: list[dict[str, str]] = []  # request headers, for tests of what was sent
+        self.variables: dict[str, Any] = {}  # the GraphQL variables of the request being answered
         self.stall_next = 0  # this many next requests wait `stall_seconds` before being forwarded
         self.stall_seconds = 0.0
         self.spoiled_served = 0  # rewritten answers actually sent back to the client
@@ -75,10 +76,15 @@ class TamperProxy:
             self.stall_next -= 1
             await asyncio.sleep(self.stall_seconds)
         url = f"{self.upstream}/{request.match_info['tail']}"
+        body = await request.read()
+        try:
+            self.variables = dict(json.loads(body).get("variables") or {})
+        except (ValueError, AttributeError, TypeError):
+            self.variables = {}
         async with (
             aiohttp.ClientSession() as session,
             session.request(
-                request.method, url, headers=headers, params=request.query, data=await request.read()
+                request.method, url, headers=headers, params=request.query, data=body
             ) as upstream,
         ):
             text = await upstream.text()

@@ -15,14 +15,14 @@ import yaml
 
 from otelbridge.catalogue import load
 from otelbridge.docs import prometheus_name
-from tests.datasets import workers
 from tests.require import missing
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "alerts" / "otelbridge.rules.yaml"
 TESTS = sorted(Path(__file__).parent.glob("*.test.yaml"))
 DOCS = ROOT / "docs" / "alerts.md"
-METRIC = re.compile(r"\b(?:otelbridge|cloudflare_workers)_\w+\b(?!\s*[=!])")  # a name, not a label
+METRIC = re.compile(r"\b(?:otelbridge|cloudflare)_\w+\b(?!\s*[=!:])")  # a name: not a label, not a rule's
+GROUPING = re.compile(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)")  # label lists
 
 
 @pytest.fixture(scope="module")
@@ -78,10 +78,13 @@ def test_every_alert_has_a_summary_description_and_runbook_section() -> None:
 
 
 def test_rules_use_only_names_otelbridge_exports() -> None:
-    c, w = load(), workers()
-    exported = {prometheus_name(m.name, m.unit, True) for m in w.counters}
-    exported |= {prometheus_name(m.name, m.unit, False) for m in (*w.quantile_gauges, *w.average_gauges)}
+    c = load()
+    exported = {prometheus_name(m.name, m.unit, True) for d in c.datasets for m in d.counters}
+    gauges = [g for d in c.datasets for g in (*d.quantile_gauges, *d.average_gauges, *d.level_gauges)]
+    exported |= {prometheus_name(m.name, m.unit, False) for m in gauges}
     exported |= {prometheus_name(m.name, m.unit, m.kind == "counter") for m in c.self_metrics}
     groups = yaml.safe_load(RULES.read_text())["groups"]
-    used = {name for group in groups for rule in group["rules"] for name in re.findall(METRIC, rule["expr"])}
+    exprs = [GROUPING.sub("", rule["expr"]) for group in groups for rule in group["rules"]]
+    used = {name for expr in exprs for name in re.findall(METRIC, expr)}
+    assert "cloudflare_r2_operations_total" in used and "cloudflare_r2_bucket_name" not in used
     assert used and used - exported == set()

@@ -18,7 +18,6 @@ from otelbridge import server, snapshot, telemetry
 from otelbridge.bridge import Bridge
 from otelbridge.clock import ManualClock
 from otelbridge.simulator import Simulator
-from tests.datasets import workers
 
 
 async def test_harness_measures_scrapes_against_the_baseline_with_equal_values() -> None:
@@ -122,7 +121,7 @@ async def test_snapshot_counts_series_and_drops_as_it_materialises_them(
     await bridge.start()
     await bridge.poll_once()
     full = bridge.current()
-    counted = {name: len(full.observe(name)) for name in _workers_instruments(bridge)}
+    counted = {name: len(full.observe(name)) for name in _dataset_instruments(bridge)}
     assert full.series == sum(counted.values()) and full.dropped == 0
 
     capped = max(counted.values()) // 2
@@ -136,10 +135,13 @@ async def test_snapshot_counts_series_and_drops_as_it_materialises_them(
     assert small.observe("otelbridge.series")[0].value == small.series
 
 
-def _workers_instruments(bridge: Bridge) -> list[str]:
-    c = workers(bridge.catalogue)
-    names = [i.name for i in c.counters] + [g.name for g in c.quantile_gauges]
-    return names + [a.name for a in c.average_gauges]
+def _dataset_instruments(bridge: Bridge) -> list[str]:
+    """Every dataset's instruments (Workers and the datasets polled beside it)."""
+    return [
+        m.name
+        for c in bridge.catalogue.datasets
+        for m in (*c.counters, *c.quantile_gauges, *c.average_gauges, *c.level_gauges)
+    ]
 
 
 async def test_zones_cost_one_request_per_ten_zones_besides_the_account_request() -> None:

@@ -55,10 +55,12 @@ def bridge_exporting_nowhere(
 
 
 def catalogue_names(bridge: Bridge) -> set[str]:
+    """Every metric of every dataset polled (profile full; zones on), and the self-metrics."""
     names = set()
     for c in (*bridge.datasets, *bridge.zone_datasets):
         names |= {prometheus_name(m.name, m.unit, True) for m in c.counters}
-        names |= {prometheus_name(m.name, m.unit, False) for m in (*c.quantile_gauges, *c.average_gauges)}
+        gauges = (*c.quantile_gauges, *c.average_gauges, *c.level_gauges)
+        names |= {prometheus_name(m.name, m.unit, False) for m in gauges}
     names |= {prometheus_name(m.name, m.unit, m.kind == "counter") for m in bridge.catalogue.self_metrics}
     return names
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from otelbridge.catalogue import load
 from tests.integration.test_process import SECRET, Proc, bridge_env, free_port, get, wait_for
 
 
@@ -69,7 +70,8 @@ def test_check_prints_the_plan_without_the_token(quiet_simulator: str, tmp_path:
     for line in (
         f"  Cloudflare API: {quiet_simulator} (credential: token)",
         "  accounts:       every account the credential can see (discovered)",
-        "  datasets:       workersInvocationsAdaptive",
+        "  datasets:       "
+        + ", ".join(d.dataset for d in load().select("full").enabled if d.scope == "account"),
         "  poll interval:  1s",
         "  counting:       a minute is counted once 0s old and final once 0s old; first start looks back 5m",
         f"  /metrics:       http://127.0.0.1:{port}/metrics",

@@ -47,10 +47,11 @@ async def test_full_pages_are_followed_by_script_name(sim: Simulator, clock: Man
     start = end - timedelta(minutes=30)
     want = sim.traffic.series_totals(account, start, end)
     assert len(want) > 12
-    requests = (AliasRequest(workers(), "open", Shape.SUMS, start, end),)
+    dataset = workers(load().select())  # grouped as exported by default
+    requests = (AliasRequest(dataset, "open", Shape.SUMS, start, end),)
     async with client(sim) as c:
         answer = await c.fetch(account, requests, {WORKERS: 7})  # a tiny page: many follow-up requests
-    fields = [counter.field for counter in workers().counters]
+    fields = [counter.field for counter in dataset.counters]
     rows = answer.sums[f"{WORKERS}_open"]
     got = {key: dict(zip(fields, vector, strict=True)) for key, vector in rows.items()}
     assert got == want

@@ -88,28 +88,30 @@ async def test_a_query_is_deferred_while_the_budget_frees_in_under_a_second(
     assert all(up(bridge)) and queries(sim, "Workers") == 3
 
 
-def disable_dataset(body: Any) -> Any:
+def disable_datasets(body: Any) -> Any:
     for node in body.get("data", {}).get("viewer", {}).get("accounts", []):
-        node["settings"]["workersInvocationsAdaptive"]["enabled"] = False
+        for limits in node["settings"].values():
+            limits["enabled"] = False
     return body
 
 
-async def test_an_account_without_the_dataset_is_down_until_it_is_enabled(
+async def test_an_account_without_a_dataset_enabled_is_down_until_one_is(
     sim: Simulator, clock: ManualClock, make_config: Callable[..., Config], make_bridge: Callable[..., Bridge]
 ) -> None:
     proxy = TamperProxy(sim.base_url)
     await proxy.start()
     try:
         bridge = make_bridge(make_config(api_url=proxy.base_url))
-        proxy.rewrite_other = disable_dataset
+        proxy.rewrite_other = disable_datasets
         await bridge.start()
-        for _ in range(2):  # the settings are read again on each try; Workers is never asked
+        for _ in range(2):  # the settings are read again on each try; no data is asked for
             sim.reset_log()
             await bridge.poll_once()
             assert not any(up(bridge))
             assert queries(sim, "Settings") == 3 and queries(sim, "Workers") == 0
             errors = {s.last_error for s in bridge.accounts.values()}
-            assert errors == {f"NotAuthorized: {WORKERS}: not enabled for this account"}
+            names = ", ".join(d.dataset for d in bridge.datasets)
+            assert errors == {f"NotAuthorized: {names}: not enabled for this account"}
             clock.advance(60)
         proxy.rewrite_other = None  # enabled on Cloudflare's side
         clock.advance(60)  # the second refusal backed the accounts off for two intervals

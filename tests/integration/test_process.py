@@ -226,6 +226,9 @@ def test_demo_serves_metrics_within_seconds(tmp_path: Path) -> None:
         families = parse_prometheus(body)
         assert len(families) > 100
         assert elapsed < 20
+        # zone and developer-platform metrics out of the box
+        for name in ("cloudflare_zone_requests_total", "cloudflare_r2_operations_total"):
+            assert f"\n{name}{{" in body, f"{name} missing from the demo"
     finally:
         demo.stop()
     log = (tmp_path / "demo.log").read_text()

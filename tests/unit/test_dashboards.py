@@ -49,12 +49,13 @@ def test_every_panel_has_a_unit_a_description_and_the_data_source_variable() -> 
 
 
 def test_every_catalogue_metric_is_on_a_dashboard() -> None:
-    catalogue, boards = workers(), committed()
+    boards = committed()
     text = "\n".join(exprs(b) for b in boards.values())
-    metrics = [prometheus_name(c.name, c.unit, True) for c in catalogue.counters]
+    metrics = [prometheus_name(c.name, c.unit, True) for d in load().datasets for c in d.counters]
     metrics += [
         prometheus_name(g.name, g.unit, False)
-        for g in (*catalogue.quantile_gauges, *catalogue.average_gauges)
+        for d in load().datasets
+        for g in (*d.quantile_gauges, *d.average_gauges, *d.level_gauges)
     ]
     metrics += [prometheus_name(m.name, m.unit, m.kind == "counter") for m in load().self_metrics]
     assert [m for m in metrics if m not in text] == []

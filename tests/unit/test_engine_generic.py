@@ -70,7 +70,8 @@ def test_engine_modules_name_no_dataset() -> None:
 
 
 MINIMAL = """
-dataset: r2StorageAdaptiveGroups
+dataset: testLevels
+node: r2StorageAdaptiveGroups
 scope: account
 time_filter: datetime
 dimensions:
@@ -83,7 +84,7 @@ counters:
 level_gauges:
   - {name: test.r2.stored, source: max.payloadSize, type: integer, unit: By, description: Stored bytes.}
 """
-FILE = "catalogue/r2StorageAdaptiveGroups.yaml"
+FILE = "catalogue/testLevels.yaml"
 
 
 @pytest.mark.parametrize(
@@ -91,14 +92,14 @@ FILE = "catalogue/r2StorageAdaptiveGroups.yaml"
     [
         (
             ("scope: account", "scope: region"),
-            "Groups.yaml: scope: expected account or zone",
+            "testLevels.yaml: scope: expected account or zone",
         ),
         (("source: count", "source: total"), "counters[0].source: expected `count` or `sum.<field>`"),
         (("page_key: cloudflare.r2.bucket", "page_key: nope"), "page_key: 'nope' must be"),
         (("gauge_key: [cloudflare.r2.bucket]", "gauge_key: [x]"), "gauge_key: unknown dimensions ['x']"),
         (("type: integer", "type: int"), "level_gauges[0].type: expected integer or float"),
         (("unit: By,", "unit: By, colour: red,"), "level_gauges[0].colour: unknown key"),
-        (("dataset: r2StorageAdaptiveGroups", "dataset: other"), "dataset: 'other' must be the file's name"),
+        (("dataset: testLevels", "dataset: other"), "dataset: 'other' must be the file's name"),
     ],
 )
 def test_bad_catalogues_are_refused_naming_the_file_and_key(change: tuple[str, str], message: str) -> None:
@@ -140,7 +141,7 @@ def test_level_gauges_are_queried_by_time_and_export_the_newest_value_unsummed()
     dataset = parse_dataset(MINIMAL, FILE)
     request = queries.AliasRequest(dataset, "levels", queries.Shape.LEVELS, T0, T0 + timedelta(minutes=5))
     text = print_ast(queries.account_request("a" * 32, (request,), {dataset.dataset: 100}, ())[0])
-    assert "r2StorageAdaptiveGroups_levels: r2StorageAdaptiveGroups(" in text
+    assert "testLevels_levels: r2StorageAdaptiveGroups(" in text
     assert "orderBy: [bucketName_ASC, datetime_DESC]" in text
     assert re.search(r"dimensions \{\s*bucketName\s+datetime\s*\}\s*max \{\s*payloadSize\s*\}", text)
 
