@@ -2,15 +2,14 @@
 counted exactly by the same ledgers the live bridge keeps, as timestamped samples.
 
 The history is read per UTC day (a span), per account (then each of its zones) and dataset, with
-sums grouped by a time
-bucket (see otelbridge/cloudflare/buckets.py) and applied to the ledger bucket by bucket; at every step
-(1m, 5m or 1h) the exported counters are sampled, exactly as the live snapshot would export them.
-Quantile and average gauges are Cloudflare's own values per quantile window, stamped at the
-window's end. A span's samples go to the sinks (OpenMetrics files, OTLP), then the progress file
-records the ledgers at the span's end, so an interrupted run resumes at the next span and writes
-the same samples. At the end the ledgers, settled to where the backfill ends, become the live
-bridge's state file: live counting continues from the backfilled totals, with no gap and no minute
-counted twice.
+sums grouped by a time bucket (see otelbridge/cloudflare/buckets.py) and applied to the ledger
+bucket by bucket; at every step (1m, 5m or 1h) the exported counters are sampled, exactly as the
+live snapshot would export them. Quantile and average gauges are Cloudflare's own values per
+quantile window, stamped at the window's end. A span's samples go to the sinks (OpenMetrics files,
+OTLP), then the progress file records the ledgers at the span's end, so an interrupted run resumes
+at the next span and writes the same samples. At the end the ledgers, settled to where the backfill
+ends, become the live bridge's state file: live counting continues from the backfilled totals, with
+no gap and no minute counted twice.
 """
 
 from __future__ import annotations
@@ -285,7 +284,7 @@ class Backfill:
 
     async def _list_zones(self, client: BucketClient, accounts: Sequence[str]) -> dict[str, tuple[str, str]]:
         """The accounts' zones the `zones` setting wants, as the live bridge lists them: tag ->
-        (name, account). None without zone datasets."""
+        (name, account); none without zone datasets."""
         if not self.zone_datasets:
             return {}
         out: dict[str, tuple[str, str]] = {}
@@ -348,12 +347,15 @@ class Backfill:
         if not store.path.exists():
             return
         live, live_zones = store.load_all(self._shapes())
-        counted = [(f"account {a}", d, ledger.counted) for a, by in live.items() for d, ledger in by.items()]
         ours = set(self.config.accounts) if self.config.accounts else set(live)
-        clash = [(a, d, c) for a, d, c in counted if a.removeprefix("account ") in ours]
-        for tag, by in sorted(live_zones.items()):
-            if our_zones is not None and tag in our_zones:
-                clash.extend((f"zone {tag}", d, ledger.counted) for d, ledger in by.items())
+        clash = [
+            (f"account {a}", d, ledger.counted)
+            for a, by in live.items()
+            if a in ours
+            for d, ledger in by.items()
+        ]
+        for tag in sorted((our_zones or set()) & set(live_zones)):
+            clash.extend((f"zone {tag}", d, ledger.counted) for d, ledger in live_zones[tag].items())
         if clash:
             a, d, c = clash[0]
             raise BackfillError(
