@@ -1,15 +1,15 @@
 """Importing Cloudflare's history (`otelbridge backfill`): the settled minutes of the last month,
 counted exactly by the same ledgers the live bridge keeps, as timestamped samples.
 
-The history is read per UTC day (a span), per account and dataset, with sums grouped by a time
-bucket (see otelbridge/cloudflare/buckets.py) and applied to the ledger bucket by bucket; at every step
-(1m, 5m or 1h) the exported counters are sampled, exactly as the live snapshot would export them.
-Quantile and average gauges are Cloudflare's own values per quantile window, stamped at the
-window's end. A span's samples go to the sinks (OpenMetrics files, OTLP), then the progress file
-records the ledgers at the span's end, so an interrupted run resumes at the next span and writes
-the same samples. At the end the ledgers, settled to where the backfill ends, become the live
-bridge's state file: live counting continues from the backfilled totals, with no gap and no minute
-counted twice.
+The history is read per UTC day (a span), per account (then each of its zones) and dataset, with
+sums grouped by a time bucket (see otelbridge/cloudflare/buckets.py) and applied to the ledger
+bucket by bucket; at every step (1m, 5m or 1h) the exported counters are sampled, exactly as the
+live snapshot would export them. Quantile and average gauges are Cloudflare's own values per
+quantile window, stamped at the window's end. A span's samples go to the sinks (OpenMetrics files,
+OTLP), then the progress file records the ledgers at the span's end, so an interrupted run resumes
+at the next span and writes the same samples. At the end the ledgers, settled to where the backfill
+ends, become the live bridge's state file: live counting continues from the backfilled totals, with
+no gap and no minute counted twice.
 """
 
 from __future__ import annotations
@@ -21,11 +21,12 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from otelbridge import snapshot
-from otelbridge.catalogue import Catalogue, Dataset
+from otelbridge import snapshot, zones
+from otelbridge.catalogue import ACCOUNT, ZONE, Catalogue, Dataset
 from otelbridge.clock import Clock
 from otelbridge.cloudflare import errors
 from otelbridge.cloudflare.answers import SeriesKey
@@ -45,6 +46,7 @@ STEPS = {"1m": timedelta(minutes=1), "5m": timedelta(minutes=5), "1h": timedelta
 DAY = timedelta(days=1)
 PROGRESS_FORMAT = 1
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_OFF = DatasetLimits(enabled=False)
 T = TypeVar("T")
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -76,9 +78,11 @@ class Progress:
     step: timedelta
     accounts: tuple[str, ...]
     done: datetime  # spans before this are written
-    ledgers: dict[str, dict[str, Ledger]]
-    requests: dict[str, int] = field(default_factory=dict)  # by account
+    ledgers: dict[str, dict[str, Ledger]]  # by account, then dataset
+    requests: dict[str, int] = field(default_factory=dict)  # by account (its zones' included)
     handed_over: bool = False  # the ledgers are in the live state file: nothing left to do
+    zones: dict[str, tuple[str, str]] = field(default_factory=dict)  # tag -> (name, account)
+    zone_ledgers: dict[str, dict[str, Ledger]] = field(default_factory=dict)  # by zone, then dataset
 
     def to_json(self, api_url: str, datasets: Sequence[str]) -> dict[str, Any]:
         return {
@@ -92,10 +96,26 @@ class Progress:
             "done": self.done.isoformat(),
             "requests": self.requests,
             "handed_over": self.handed_over,
-            "ledgers": {
-                a: {d: ledger.to_json() for d, ledger in by.items()} for a, by in self.ledgers.items()
-            },
+            "ledgers": _ledgers_json(self.ledgers),
+            "zones": {tag: {"name": name, "account": account} for tag, (name, account) in self.zones.items()},
+            "zone_ledgers": _ledgers_json(self.zone_ledgers),
         }
+
+
+def _ledgers_json(ledgers: Mapping[str, Mapping[str, Ledger]]) -> dict[str, Any]:
+    return {tag: {d: ledger.to_json() for d, ledger in by.items()} for tag, by in ledgers.items()}
+
+
+@dataclass(frozen=True)
+class _Scope:
+    """An account, or one of its zones, as the backfill reads it."""
+
+    tag: str
+    account: str  # whose requests these are (a zone's owner)
+    attributes: Mapping[str, str]  # on every series: its tag (a zone's also its name and account)
+    datasets: tuple[Dataset, ...]
+    limits: Mapping[str, DatasetLimits]
+    ledgers: dict[str, Ledger]
 
 
 def shared_budget(rate_limit: int) -> int:
@@ -146,8 +166,10 @@ class Backfill:
         self.clock = clock
         self.catalogue = config.catalogue(catalogue)
         self.quantiles = config.quantile_set
-        # Zone-scope datasets need the configured zones; account-scope ones are read per account.
-        self.datasets = tuple(d for d in self.catalogue.enabled if d.scope == "account")
+        # Account-scope datasets are read per account, zone-scope ones per zone of the `zones` setting.
+        self.datasets = self.catalogue.enabled
+        self.account_datasets = tuple(d for d in self.datasets if d.scope == "account")
+        self.zone_datasets = tuple(d for d in self.datasets if d.scope == "zone")
         self.budget = RateBudget(options.rate_limit or shared_budget(config.rate_limit), clock)
         self._sleep = sleep
         self._report = report
@@ -184,9 +206,14 @@ class Backfill:
             self._client = client
             self._choose_buckets(client)
             accounts = self.config.accounts or tuple(a.id for a in await self._call(client.accounts))
+            listed = await self._list_zones(client, accounts)
+            if store is not None:
+                self._check_handover(store, set(listed))
             limits = {a: await self._settings(client, a) for a in accounts}
-            progress = self._resume_or_start(accounts, limits)
+            limits.update(await self._zone_settings(client, listed))
+            progress = self._resume_or_start(accounts, limits, listed)
             self.progress = progress
+            scopes = self._scopes(progress, limits)
             spans = self._spans(progress.start, progress.end)
             self.spans_total = len(spans)
             self.spans_done = sum(1 for s, _ in spans if s < progress.done)
@@ -197,9 +224,9 @@ class Backfill:
                 span = Span(start, end, end == progress.end, self._instruments, origin=progress.start)
                 for i, account in enumerate(accounts):
                     self.accounts_done = i
-                    for dataset in self.datasets:
-                        if limits[account][dataset.dataset].enabled:
-                            await self._dataset_span(account, dataset, limits[account][dataset.dataset], span)
+                    for scope in scopes[account]:
+                        for dataset in scope.datasets:
+                            await self._dataset_span(scope, dataset, span)
                 for sink in self.sinks:
                     await asyncio.to_thread(sink.write, span)
                 progress.done = end
@@ -251,7 +278,60 @@ class Backfill:
         return min(1.0, (self.spans_done + self.accounts_done / accounts) / self.spans_total)
 
     async def _settings(self, client: BucketClient, account: str) -> dict[str, DatasetLimits]:
-        return await self._call(lambda: client.settings(account, self.datasets))
+        if not self.account_datasets:
+            return {}
+        return await self._call(lambda: client.settings(account, self.account_datasets))
+
+    async def _list_zones(self, client: BucketClient, accounts: Sequence[str]) -> dict[str, tuple[str, str]]:
+        """The accounts' zones the `zones` setting wants, as the live bridge lists them: tag ->
+        (name, account); none without zone datasets."""
+        if not self.zone_datasets:
+            return {}
+        out: dict[str, tuple[str, str]] = {}
+        for account in accounts:
+            found = await self._call(partial(client.zones, account))
+            chosen = zones.wanted(found, self.config.zones)
+            log.info("account %s: %d zone(s) backfilled of %d listed", account, len(chosen), len(found))
+            out.update({tag: (z.name, account) for tag, z in sorted(chosen.items())})
+        return out
+
+    async def _zone_settings(
+        self, client: BucketClient, listed: Mapping[str, tuple[str, str]]
+    ) -> dict[str, dict[str, DatasetLimits]]:
+        """What each zone's plan offers, 10 zones a request; a dataset a plan lacks is skipped with
+        one log line, a zone the credential cannot see in GraphQL with one error."""
+        out: dict[str, dict[str, DatasetLimits]] = {}
+        for group in zones.in_groups(list(listed)):
+            read = await self._call(partial(client.zone_settings, tuple(group), self.zone_datasets))
+            for tag in group:
+                label = f"zone {listed[tag][0]} ({tag})"
+                if tag not in read:
+                    log.error("%s: not visible to this credential; not backfilled", label)
+                    out[tag] = {}
+                    continue
+                out[tag] = read[tag]
+                lacks = [name for name, lim in read[tag].items() if not lim.enabled]
+                if lacks:
+                    log.warning("%s: its plan lacks %s; not backfilled", label, ", ".join(lacks))
+        return out
+
+    def _scopes(
+        self, progress: Progress, limits: Mapping[str, Mapping[str, DatasetLimits]]
+    ) -> dict[str, list[_Scope]]:
+        """Each account's scopes in the order they are read: the account, then its zones by tag."""
+
+        def scope(tag: str, account: str, attrs: dict[str, str], ledgers: dict[str, Ledger]) -> _Scope:
+            lim = limits.get(tag, {})
+            read = tuple(
+                d for d in self.datasets if d.dataset in ledgers and lim.get(d.dataset, _OFF).enabled
+            )
+            return _Scope(tag, account, attrs, read, lim, ledgers)
+
+        out = {a: [scope(a, a, {ACCOUNT: a}, progress.ledgers[a])] for a in progress.accounts}
+        for tag, (name, account) in sorted(progress.zones.items()):
+            attrs = {ZONE: tag, **zones.attributes(name, account)}
+            out[account].append(scope(tag, account, attrs, progress.zone_ledgers[tag]))
+        return out
 
     def _store(self) -> StateStore | None:
         if not self.options.handover or self.config.state_dir is None:
@@ -261,29 +341,38 @@ class Backfill:
     def _shapes(self) -> dict[str, tuple[tuple[str, ...], int]]:
         return {d.dataset: (d.fields, len(d.counter_key)) for d in self.catalogue.datasets}
 
-    def _check_handover(self, store: StateStore) -> None:
-        """Refuse at once (not after hours of work) to overwrite live counting."""
+    def _check_handover(self, store: StateStore, our_zones: set[str] | None = None) -> None:
+        """Refuse at once (not after hours of work) to overwrite live counting: of our accounts, and
+        of our zones once they are listed."""
         if not store.path.exists():
             return
-        live = store.load(self._shapes())
-        counted = [(a, d, ledger.counted) for a, by in live.items() for d, ledger in by.items()]
-        ours = set(self.config.accounts) if self.config.accounts else {a for a, _, _ in counted}
-        clash = [(a, d, c) for a, d, c in counted if a in ours]
+        live, live_zones = store.load_all(self._shapes())
+        ours = set(self.config.accounts) if self.config.accounts else set(live)
+        clash = [
+            (f"account {a}", d, ledger.counted)
+            for a, by in live.items()
+            if a in ours
+            for d, ledger in by.items()
+        ]
+        for tag in sorted((our_zones or set()) & set(live_zones)):
+            clash.extend((f"zone {tag}", d, ledger.counted) for d, ledger in live_zones[tag].items())
         if clash:
             a, d, c = clash[0]
             raise BackfillError(
-                f"state file {store.path} already holds live counts (account {a}, {d}, counted to "
+                f"state file {store.path} already holds live counts ({a}, {d}, counted to "
                 f"{c.isoformat()}): the live bridge's counters would not continue from the backfill. "
                 "Run the backfill before the bridge's first start (or with an empty state_dir), or "
                 "use --no-state and --to <the bridge's first counted minute>."
             )
 
     def _handover(self, store: StateStore, progress: Progress) -> None:
-        self._check_handover(store)
-        saved = store.load(self._shapes()) if store.path.exists() else {}
+        self._check_handover(store, set(progress.zones))
+        saved, saved_zones = store.load_all(self._shapes())
         for account, by_dataset in progress.ledgers.items():
             saved.setdefault(account, {}).update(by_dataset)
-        store.save(saved)
+        for tag, by_dataset in progress.zone_ledgers.items():
+            saved_zones.setdefault(tag, {}).update(by_dataset)
+        store.save(saved, saved_zones)
         store.instance_id()  # kept beside it: OTLP series continue under the same instance
         log.info(
             "state file %s written: live counting continues from %s with the backfilled totals",
@@ -324,27 +413,41 @@ class Backfill:
         return start, end
 
     def _resume_or_start(
-        self, accounts: tuple[str, ...], limits: Mapping[str, Mapping[str, DatasetLimits]]
+        self,
+        accounts: tuple[str, ...],
+        limits: Mapping[str, Mapping[str, DatasetLimits]],
+        listed: dict[str, tuple[str, str]],
     ) -> Progress:
         if self.progress_path.exists():
-            progress = self._load(accounts)
+            progress = self._load(accounts, listed)
             log.info("resuming the backfill: spans before %s are done", progress.done.isoformat())
             return progress
         start, end = self._range(limits)
-        ledgers: dict[str, dict[str, Ledger]] = {}
-        for account in accounts:
-            ledgers[account] = {}
-            for d in self.datasets:
-                ledger = Ledger.starting_at(d.fields, start, d.float_fields)
-                ledger.idle_ttl = self.config.idle_series_ttl or None
-                ledgers[account][d.dataset] = ledger
+
+        def new(tag: str, datasets: tuple[Dataset, ...]) -> dict[str, Ledger]:
+            ledgers = {}
+            for d in datasets:
+                if limits[tag].get(d.dataset, _OFF).enabled:
+                    ledger = Ledger.starting_at(d.fields, start, d.float_fields)
+                    ledger.idle_ttl = self.config.idle_series_ttl or None
+                    ledgers[d.dataset] = ledger
+            return ledgers
+
         progress = Progress(
-            start, end, self.options.step, accounts, start, ledgers, dict.fromkeys(accounts, 0)
+            start,
+            end,
+            self.options.step,
+            accounts,
+            start,
+            {a: new(a, self.account_datasets) for a in accounts},
+            dict.fromkeys(accounts, 0),
+            zones=listed,
+            zone_ledgers={tag: new(tag, self.zone_datasets) for tag in listed},
         )
         self._save(progress)
         return progress
 
-    def _load(self, accounts: tuple[str, ...]) -> Progress:
+    def _load(self, accounts: tuple[str, ...], listed: dict[str, tuple[str, str]]) -> Progress:
         try:
             data = json.loads(self.progress_path.read_text(encoding="utf-8"))
             start, end = datetime.fromisoformat(data["start"]), datetime.fromisoformat(data["end"])
@@ -355,6 +458,7 @@ class Backfill:
                     ("api_url", data["api_url"] == self.config.api_url),
                     ("datasets", data["datasets"] == [d.dataset for d in self.datasets]),
                     ("accounts", tuple(data["accounts"]) == accounts),
+                    ("zones", set(data.get("zones", {})) == set(listed)),
                     ("step", step == self.options.step),
                     ("--from", self.options.start is None or _ceil(self.options.start, step) == start),
                     ("--to", self.options.end is None or self.options.end == end),
@@ -366,22 +470,37 @@ class Backfill:
                     f"{self.progress_path} is the progress of another backfill ({', '.join(mismatch)} "
                     "differ): rerun with the same options, or remove it (and its output) to start over"
                 )
-            shapes = {d.dataset: (d.fields, len(d.counter_key)) for d in self.datasets}
-            ledgers: dict[str, dict[str, Ledger]] = {}
-            for account, by_dataset in data["ledgers"].items():
-                ledgers[account] = {}
-                for name, raw in by_dataset.items():
-                    fields, width = shapes[name]
-                    ledger = Ledger.from_json(raw, fields, width)
-                    ledger.idle_ttl = self.config.idle_series_ttl or None
-                    ledgers[account][name] = ledger
             requests = {str(a): int(n) for a, n in data["requests"].items()}
             done = datetime.fromisoformat(data["done"])
-            return Progress(start, end, step, accounts, done, ledgers, requests)
+            # the names as the run started (a zone renamed since keeps its series)
+            names = {str(t): (str(z["name"]), str(z["account"])) for t, z in data.get("zones", {}).items()}
+            return Progress(
+                start,
+                end,
+                step,
+                accounts,
+                done,
+                self._read_ledgers(data["ledgers"]),
+                requests,
+                zones=names,
+                zone_ledgers=self._read_ledgers(data.get("zone_ledgers", {})),
+            )
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise BackfillError(
                 f"{self.progress_path}: unusable progress file ({exc}); remove it to start over"
             ) from None
+
+    def _read_ledgers(self, raw: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Ledger]]:
+        shapes = {d.dataset: (d.fields, len(d.counter_key)) for d in self.datasets}
+        ledgers: dict[str, dict[str, Ledger]] = {}
+        for tag, by_dataset in raw.items():
+            ledgers[tag] = {}
+            for name, data in by_dataset.items():
+                fields, width = shapes[name]
+                ledger = Ledger.from_json(data, fields, width)
+                ledger.idle_ttl = self.config.idle_series_ttl or None
+                ledgers[tag][name] = ledger
+        return ledgers
 
     def _save(self, progress: Progress) -> None:
         document = progress.to_json(self.config.api_url, [d.dataset for d in self.datasets])
@@ -398,32 +517,21 @@ class Backfill:
             at = nxt
         return out
 
-    # --- one account's dataset over one span -------------------------------------------
+    # --- one scope's dataset over one span ---------------------------------------------
 
-    async def _dataset_span(self, account: str, dataset: Dataset, limits: DatasetLimits, span: Span) -> None:
-        assert self.progress is not None
-        ledger = self.progress.ledgers[account][dataset.dataset]
-        step = self.options.step
+    async def _dataset_span(self, scope: _Scope, dataset: Dataset, span: Span) -> None:
+        ledger = scope.ledgers[dataset.dataset]
         width, bucket = self._sum_buckets[dataset.dataset]
-        sampler = _Sampler(dataset, account, span, ledger, step)
-        async for when, rows in self._pages(
-            account, dataset, Shape.SUMS, bucket, span.start, span.end, limits
-        ):
+        sampler = _Sampler(dataset, scope.attributes, span, ledger, self.options.step)
+        async for when, rows in self._pages(scope, dataset, Shape.SUMS, bucket, span.start, span.end):
             sampler.advance_to(when)  # the step boundaries up to this bucket, as the totals stood there
             ledger.apply(_plan(ledger.settled, min(when + width, span.end)), rows, {})
         sampler.advance_to(span.end)
         sampler.close()
         if dataset.dataset in self._gauge_buckets:
-            await self._gauges(account, dataset, limits, span, self._gauge_buckets[dataset.dataset])
+            await self._gauges(scope, dataset, span, self._gauge_buckets[dataset.dataset])
 
-    async def _gauges(
-        self,
-        account: str,
-        dataset: Dataset,
-        limits: DatasetLimits,
-        span: Span,
-        bucket: str,
-    ) -> None:
+    async def _gauges(self, scope: _Scope, dataset: Dataset, span: Span, bucket: str) -> None:
         """Cloudflare's quantiles per quantile window, stamped at the window's end: windows ending in
         [span.start, span.end), and at span.end for the last span; never merged across windows."""
         assert self.progress is not None
@@ -434,25 +542,24 @@ class Backfill:
         hi = min(last, span.end if span.last else span.end - window)
         if hi <= lo:
             return
-        async for when, rows in self._pages(account, dataset, Shape.GAUGES, bucket, lo, hi, limits):
+        async for when, rows in self._pages(scope, dataset, Shape.GAUGES, bucket, lo, hi):
             stamp = _epoch(when + window)
-            scope = {dataset.scope_attribute: account}
-            for name, attrs, value in snapshot.gauge_points(dataset, scope, rows, self.quantiles):
+            for name, attrs, value in snapshot.gauge_points(dataset, scope.attributes, rows, self.quantiles):
                 span.add(name, tuple(attrs.items()), stamp, value)
 
     async def _pages(
         self,
-        account: str,
+        scope: _Scope,
         dataset: Dataset,
         shape: Shape,
         bucket: str,
         start: datetime,
         end: datetime,
-        limits: DatasetLimits,
     ) -> AsyncIterator[tuple[datetime, dict[SeriesKey, Any]]]:
         """(bucket start, rows) in time order over [start, end), in queries of at most maxDuration."""
         assert self._client is not None and self.progress is not None
         client = self._client
+        limits = scope.limits[dataset.dataset]
         widest = timedelta(seconds=limits.max_duration)
         piece = start
         while piece < end:
@@ -461,10 +568,11 @@ class Backfill:
             while at < query.end:
 
                 def page(at: datetime = at, query: BucketQuery = query) -> Awaitable[Page]:
-                    return client.page(account, query, at, limits.max_page_size, self.quantiles)
+                    return client.page(scope.tag, query, at, limits.max_page_size, self.quantiles)
 
                 buckets, at = await self._call(page)
-                self.progress.requests[account] = self.progress.requests.get(account, 0) + 1
+                requests = self.progress.requests
+                requests[scope.account] = requests.get(scope.account, 0) + 1
                 self.requests += 1
                 self._progressed()
                 for when, rows in buckets:
@@ -520,7 +628,9 @@ class _Sampler:
     A series seen for the first time gets a zero sample at the boundary before, so increase()
     over any window counts its first minutes too (Prometheus does not extrapolate below zero)."""
 
-    def __init__(self, dataset: Dataset, scope: str, span: Span, ledger: Ledger, step: timedelta) -> None:
+    def __init__(
+        self, dataset: Dataset, scope: Mapping[str, str], span: Span, ledger: Ledger, step: timedelta
+    ) -> None:
         self.dataset, self.scope, self.span, self.ledger, self.step = dataset, scope, span, ledger, step
         self.present: set[tuple[str, Attributes]] = set()
         self.last: int | None = None  # the boundary sampled last in this span
@@ -528,8 +638,7 @@ class _Sampler:
 
     def _points(self) -> list[tuple[str, Attributes, float]]:
         exact_fields = frozenset(self.ledger.float_index)
-        scope = {self.dataset.scope_attribute: self.scope}
-        points = snapshot.counter_points(self.dataset, scope, self.ledger.totals, exact_fields)
+        points = snapshot.counter_points(self.dataset, self.scope, self.ledger.totals, exact_fields)
         return [(name, tuple(attrs.items()), value) for name, attrs, value in points]
 
     def _zeros(self, points: list[tuple[str, Attributes, float]]) -> None:

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
 from otelbridge import snapshot
 from otelbridge.catalogue import ACCOUNT, ZONE_NAME
 from otelbridge.clock import Clock
-from otelbridge.cloudflare.client import CloudflareClient
+from otelbridge.cloudflare.client import CloudflareClient, Zone
 from otelbridge.cloudflare.errors import CloudflareError
 from otelbridge.config import ZoneFilter
 from otelbridge.ledger import Ledger
@@ -26,6 +26,22 @@ from otelbridge.ratelimit import RateBudget
 log = logging.getLogger(__name__)
 ZONES_PER_REQUEST = 10  # Cloudflare refuses a zone dataset asked of more zones in one request
 Ledgers = dict[str, dict[str, Ledger]]  # zone tag -> dataset -> ledger
+
+
+def wanted(found: Iterable[Zone], chosen: ZoneFilter) -> dict[str, Zone]:
+    """The listed zones the `zones` setting wants, by tag."""
+    return {z.id: z for z in found if chosen.wants(z.id, z.name)}
+
+
+def in_groups(tags: Sequence[str]) -> list[list[str]]:
+    """Zone tags in groups of at most 10, by tag: one request each."""
+    ordered = sorted(tags)
+    return [ordered[i : i + ZONES_PER_REQUEST] for i in range(0, len(ordered), ZONES_PER_REQUEST)]
+
+
+def attributes(name: str, account: str) -> dict[str, str]:
+    """What every series of a zone carries besides its tag."""
+    return {ZONE_NAME: name, ACCOUNT: account}
 
 
 class Zones:
@@ -59,27 +75,24 @@ class Zones:
             return
         self._outcomes["ok"] += 1
         self.listing[account] = (now, "")
-        wanted = {z.id: z for z in found if self._chosen.wants(z.id, z.name)}
+        chosen = wanted(found, self._chosen)
         mine = {tag for tag, z in self.states.items() if z.owner == account}
-        for tag in sorted(mine - set(wanted)):
+        for tag in sorted(mine - set(chosen)):
             log.info("%s: no longer listed (or filtered out); its series are dropped", self.states[tag].label)
             del self.states[tag]
-        for tag, zone in sorted(wanted.items()):
+        for tag, zone in sorted(chosen.items()):
             if tag in self.states:
                 self.states[tag].name = zone.name
                 continue
             ledgers = self._ledgers(f"zone {zone.name} ({tag})", self.saved.get(tag, {}))
             self.states[tag] = AccountState(tag, ledgers, budget, scope="zone", name=zone.name, owner=account)
-        if set(wanted) != mine:
-            log.info("account %s: %d zone(s) polled of %d listed", account, len(wanted), len(found))
+        if set(chosen) != mine:
+            log.info("account %s: %d zone(s) polled of %d listed", account, len(chosen), len(found))
 
     def groups(self, account: str) -> list[list[AccountState]]:
         """The account's zones in groups of at most 10, by tag."""
-        tags = sorted(tag for tag, z in self.states.items() if z.owner == account)
-        return [
-            [self.states[t] for t in tags[i : i + ZONES_PER_REQUEST]]
-            for i in range(0, len(tags), ZONES_PER_REQUEST)
-        ]
+        tags = [tag for tag, z in self.states.items() if z.owner == account]
+        return [[self.states[t] for t in group] for group in in_groups(tags)]
 
     async def poll(
         self, client: CloudflareClient, poller: AccountPoller, account: str, budget: RateBudget
@@ -103,7 +116,7 @@ class Zones:
                 z.owner,
                 z.ledgers,
                 snapshot.AccountHealth(z.up, z.poll_seconds, z.quantiles, z.levels),
-                {ZONE_NAME: z.name, ACCOUNT: z.owner},
+                attributes(z.name, z.owner),
                 z.skipped,
             )
             for tag, z in self.states.items()

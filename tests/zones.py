@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from prometheus_client.parser import text_string_to_metric_families
 
 from otelbridge.bridge import Bridge
+from otelbridge.catalogue import Dataset
 from otelbridge.docs import prometheus_name
 from otelbridge.simulator import Traffic
 from otelbridge.snapshot import kept_positions
@@ -53,11 +55,23 @@ def expected_zone_counters(
 ) -> SeriesValues:
     """The simulator's totals over [starts[zone], ends[zone]) for each exported zone counter,
     grouped by the attributes the counter carries, for the zones given (default: all listed)."""
+    return zone_truth(traffic, bridge.zone_datasets, starts, ends, as_of, zones)
+
+
+def zone_truth(
+    traffic: Traffic,
+    datasets: Sequence[Dataset],
+    starts: Mapping[str, datetime],
+    ends: Mapping[str, datetime],
+    as_of: datetime,
+    zones: set[str] | None = None,
+) -> SeriesValues:
+    """expected_zone_counters of the given zone datasets (those a zone's plan lacks left out)."""
     out: SeriesValues = {}
     for tag, (name, account, disabled) in world_zones(traffic).items():
         if zones is not None and tag not in zones:
             continue
-        for dataset in bridge.zone_datasets:
+        for dataset in datasets:
             if dataset.dataset in disabled:
                 continue
             for _, counter in dataset.exported_counters:

@@ -3,8 +3,9 @@
 The backfill writes OpenMetrics files, the real `promtool tsdb create-blocks-from openmetrics`
 turns them into blocks, a real Prometheus starts on them and scrapes the live bridge that continues
 from the backfill's state file; increase() over every hour, including the one across the seam,
-equals the simulated API's ground truth for every series. The same history sent over OTLP through
-the real Collector into Prometheus (remote write, out-of-order ingestion) gives the same increases.
+equals the simulated API's ground truth for every series, of the accounts' Workers and of their
+zones' HTTP requests. The same history sent over OTLP through the real Collector into Prometheus
+(remote write, out-of-order ingestion) gives the same increases.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import itertools
 import math
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 from pathlib import Path
@@ -37,17 +38,32 @@ from otelbridge.windows import floor_minute
 from tests.backfill_truth import Exact, add, exact_totals, increases
 from tests.datasets import workers
 from tests.integration.test_datasets import TINY
+from tests.integration.test_zones import ends
+from tests.zones import zone_truth
 
 pytestmark = pytest.mark.e2e
 
 HOUR = timedelta(hours=1)
 DAYS = 2
-KEEP = {"cloud_account_id", "faas_name", "cloudflare_workers_status"}
+KEEP = {
+    "cloud_account_id",
+    "faas_name",
+    "cloudflare_workers_status",
+    "cloudflare_zone_id",
+    "cloudflare_zone_name",
+    "cloudflare_cache_status",
+    "http_response_status_code",
+}
+HTTP = "httpRequestsAdaptiveGroups"
 
 
 def catalogue() -> Catalogue:
+    """Workers, a per-script test dataset, and a zone dataset (conftest turns zone datasets off:
+    the tests' configs turn them on with `datasets=()`)."""
     base = load()
-    return combine((workers(base), parse_dataset(TINY, "tinyScripts.yaml")), base.self_metrics)
+    return combine(
+        (workers(base), parse_dataset(TINY, "tinyScripts.yaml"), base.dataset(HTTP)), base.self_metrics
+    )
 
 
 def counter_names(config: Config, base: Catalogue) -> list[str]:
@@ -74,14 +90,50 @@ def compare(got: dict[Any, float], want: dict[Any, float], where: str) -> None:
     assert not wrong, f"{where}: {len(wrong)} series differ (got, want), e.g. {list(wrong.items())[:3]}"
 
 
+def truth(
+    sim: Simulator,
+    config: Config,
+    base: Catalogue,
+    accounts: Collection[str],
+    zones: Collection[str],
+    start: datetime,
+    end: datetime | Mapping[str, datetime],
+    as_of: datetime | None = None,
+) -> Exact:
+    """Exact totals over [start, end) of the accounts' datasets and of the zones' (`end` by zone
+    for the live zones, each at its own watermark)."""
+    datasets = config.catalogue(base).datasets
+    account_datasets = [d for d in datasets if d.scope == "account"]
+    zone_datasets = [d for d in datasets if d.scope == "zone"]
+    stop = end if isinstance(end, datetime) else max(end.values())
+    out = exact_totals(sim.traffic, account_datasets, accounts, start, stop, as_of)
+    ends_by_zone = dict.fromkeys(zones, end) if isinstance(end, datetime) else end
+    of_zones = zone_truth(
+        sim.traffic,
+        zone_datasets,
+        dict.fromkeys(zones, start),
+        ends_by_zone,
+        as_of or sim.clock.now(),
+        set(zones),
+    )
+    for (name, labels), value in of_zones.items():
+        key = (name, tuple((k, v) for k, v in labels if k in KEEP))
+        out[key] = out.get(key, Fraction(0)) + Fraction(value)
+    return out
+
+
 def cumulative(
-    sim: Simulator, config: Config, base: Catalogue, accounts: Any, bounds: list[datetime]
+    sim: Simulator,
+    config: Config,
+    base: Catalogue,
+    accounts: Any,
+    zones: Collection[str],
+    bounds: list[datetime],
 ) -> list[Exact]:
     """Exact totals from bounds[0] to each bound."""
-    datasets = config.catalogue(base).datasets
     out: list[Exact] = [{}]
     for a, b in itertools.pairwise(bounds):
-        out.append(add(out[-1], exact_totals(sim.traffic, datasets, accounts, a, b)))
+        out.append(add(out[-1], truth(sim, config, base, accounts, zones, a, b)))
     return out
 
 
@@ -127,7 +179,7 @@ async def test_promtool_blocks_and_the_live_scrape_give_exact_hourly_increases_a
     clock.set(datetime.now(UTC))
     sim.knobs.ingestion_delay = 120
     base = catalogue()
-    config = make_config(profile="lean")
+    config = make_config(profile="lean", datasets=())
     bridge = make_bridge(config, catalogue=base)
     port = await served(bridge)
     prom = PrometheusServer(prometheus_binary, scrape_targets=[f"127.0.0.1:{port}"])
@@ -142,6 +194,8 @@ async def test_promtool_blocks_and_the_live_scrape_give_exact_hourly_increases_a
     try:
         await bridge.start()
         assert all(s.ledgers["tinyScripts"].counted == seam for s in bridge.accounts.values())
+        zones = sorted(progress.zones)
+        assert len(zones) > 3
         for _ in range(3):  # the live bridge continues from the backfill's end; Prometheus scrapes it
             clock.set(datetime.now(UTC))
             await bridge.poll_once()
@@ -149,6 +203,8 @@ async def test_promtool_blocks_and_the_live_scrape_give_exact_hourly_increases_a
         polled = clock.now()
         counted = next(iter(bridge.accounts.values())).ledgers["tinyScripts"].counted
         assert counted > seam
+        zone_ends = ends(bridge)  # the live zones continued from the backfilled ledgers
+        assert set(zone_ends) == set(zones) and min(zone_ends.values()) > seam
         await asyncio.sleep(2.5)  # a few scrapes of the final values
         query = f"timestamp(cloudflare_workers_requests_total{{{selector}}})"
         stamps = await asyncio.to_thread(prom.query, query)
@@ -160,9 +216,12 @@ async def test_promtool_blocks_and_the_live_scrape_give_exact_hourly_increases_a
         top = datetime.fromtimestamp(math.ceil((last - 3600) / 60) * 60, UTC)
         assert top < seam
         bounds = [top - HOUR * k for k in range(DAYS * 24, -1, -1) if top - HOUR * k >= progress.start]
-        totals = cumulative(sim, config, base, accounts, [progress.start, *bounds])[1:]
-        live_part = exact_totals(sim.traffic, config.catalogue(base).datasets, accounts, top, counted, polled)
-        at_seam = cumulative(sim, config, base, accounts, [progress.start, seam])[1]
+        totals = cumulative(sim, config, base, accounts, zones, [progress.start, *bounds])[1:]
+        live_part = add(
+            truth(sim, config, base, accounts, (), top, counted, polled),
+            truth(sim, config, base, (), zones, top, zone_ends, polled),
+        )
+        at_seam = cumulative(sim, config, base, accounts, zones, [progress.start, seam])[1]
         want = increases(totals[-1], add(totals[-1], live_part))
         # A series first seen after the seam starts in Prometheus at its first scrape, like any new
         # scraped counter: its first increment is not an increase(). Every other series must match.
@@ -170,7 +229,7 @@ async def test_promtool_blocks_and_the_live_scrape_give_exact_hourly_increases_a
         window = round((last - top.timestamp()) * 1000)
         got = await asyncio.to_thread(promql_increases, prom, names, selector, window, last)
         got = {k: v for k, v in got.items() if k in want}
-        assert len(want) > 40
+        assert len(want) > 40 and any(name.startswith("cloudflare_zone_") for name, _ in want)
         compare(got, want, "the hour across the seam")
         for name in names:  # one continuous counter: the live one starts at the backfilled total
             resets = await asyncio.to_thread(prom.query, f"resets({name}{{{selector}}}[{window}ms])", last)
@@ -203,7 +262,7 @@ async def test_an_otlp_backfill_through_the_collector_gives_the_same_hourly_incr
         with CollectorProcess(
             collector_binary, config_text, env={"PRW_ENDPOINT": prom.remote_write_url}
         ) as c:
-            config = make_config(profile="lean", otlp_endpoint=c.http_endpoint)
+            config = make_config(profile="lean", datasets=(), otlp_endpoint=c.http_endpoint)
             exporter = otlp.otlp_exporter(config)
             assert exporter is not None
             sink = OtlpSink(exporter, config)
@@ -215,7 +274,11 @@ async def test_an_otlp_backfill_through_the_collector_gives_the_same_hourly_incr
         names = counter_names(config, base)
         end = progress.end
         bounds = [end - HOUR * k for k in range(DAYS * 24, -1, -1) if end - HOUR * k >= progress.start]
-        totals = cumulative(sim, config, base, progress.accounts, [progress.start, *bounds])[1:]
+        assert len(progress.zones) > 3
+        totals = cumulative(sim, config, base, progress.accounts, progress.zones, [progress.start, *bounds])[
+            1:
+        ]
+        assert any(name.startswith("cloudflare_zone_") for name, _ in totals[-1])
         deadline = time.monotonic() + 60
         while True:  # remote write delivers in the background: wait for the newest hour to be complete
             try:

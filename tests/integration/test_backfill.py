@@ -70,6 +70,7 @@ async def backfill(
     step: str = "1m",
     start: datetime | None = None,
     rate_limit: int | None = None,
+    datasets: Catalogue | None = None,
 ) -> tuple[Backfill, FileSink]:
     files = FileSink(out, {"job": "otelbridge"})
     run = Backfill(
@@ -78,7 +79,7 @@ async def backfill(
         [files, *(sinks or ())],
         out / "progress.json",
         clock,
-        catalogue=catalogue(),
+        catalogue=datasets or catalogue(),
         sleep=_advance(clock),
     )
     await run.run()
