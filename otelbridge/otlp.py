@@ -10,9 +10,11 @@ that tests/unit/test_exporter_contracts.py pins.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from typing import Any, Protocol
 
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
@@ -24,7 +26,14 @@ from opentelemetry.sdk.metrics import (
     ObservableUpDownCounter,
     UpDownCounter,
 )
-from opentelemetry.sdk.metrics.export import AggregationTemporality, MetricExportResult, MetricsData
+from opentelemetry.sdk.metrics.export import (
+    AggregationTemporality,
+    Metric,
+    MetricExportResult,
+    MetricsData,
+    ResourceMetrics,
+    ScopeMetrics,
+)
 
 from otelbridge.config import Config, ConfigError
 
@@ -191,3 +200,51 @@ class ExportOutcomes:
                     reason,
                 )
             self.failures += 1
+
+
+Located = tuple[ResourceMetrics, ScopeMetrics, Metric, Any]  # a data point and where it sits
+
+
+def _located(data: MetricsData) -> Iterator[Located]:
+    for resource in data.resource_metrics:
+        for scope in resource.scope_metrics:
+            for metric in scope.metrics:
+                for point in metric.data.data_points:
+                    yield resource, scope, metric, point
+
+
+def _rebuilt(points: list[Located]) -> MetricsData:
+    """The resources, scopes and metrics of these (consecutive) points, holding only them."""
+    tree: dict[int, tuple[ResourceMetrics, dict[int, tuple[ScopeMetrics, dict[int, Any]]]]] = {}
+    for resource, scope, metric, point in points:
+        scopes = tree.setdefault(id(resource), (resource, {}))[1]
+        metrics = scopes.setdefault(id(scope), (scope, {}))[1]
+        metrics.setdefault(id(metric), (metric, []))[1].append(point)
+    return MetricsData(
+        resource_metrics=[
+            replace(
+                resource,
+                scope_metrics=[
+                    replace(
+                        scope,
+                        metrics=[_with_points(m, p) for m, p in metrics.values()],
+                    )
+                    for scope, metrics in scopes.values()
+                ],
+            )
+            for resource, scopes in tree.values()
+        ]
+    )
+
+
+def _with_points(metric: Metric, points: list[Any]) -> Metric:
+    data: Any = metric.data  # Sum or Gauge: every kind has data_points
+    return replace(metric, data=replace(data, data_points=points))
+
+
+def split(data: MetricsData, size: int) -> Iterator[MetricsData]:
+    """The collection in pieces of at most `size` data points, in order: the requests the stock
+    exporter makes by splitting the encoded whole (tests/unit/test_exporter_contracts.py)."""
+    located = _located(data)
+    while points := list(itertools.islice(located, size)):
+        yield _rebuilt(points)

@@ -3,7 +3,8 @@
 The SDK's gRPC exporter encodes inside its send loop (`_export` calls `_translate_data` on every
 attempt), so `_translate_data` here passes requests encoded beforehand straight through.
 Private parts of opentelemetry-exporter-otlp-proto-grpc 1.45 in use, pinned by
-tests/unit/test_exporter_contracts.py: `_split_metrics_data`, `_translate_data`, `_count_data`, `_export`.
+tests/unit/test_exporter_contracts.py: `_translate_data`, `_count_data`, `_export`. Batches are split by
+`otlp.split`, as for HTTP.
 """
 
 from __future__ import annotations
@@ -16,12 +17,12 @@ from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExp
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.sdk.metrics.export import MetricExportResult, MetricsData
 
-from otelbridge.otlp import data_points
+from otelbridge.otlp import MAX_BATCH, data_points, split
 
 
 class GrpcExporter(OTLPMetricExporter):
     def encode(self, data: MetricsData) -> Iterator[ExportMetricsServiceRequest]:
-        for batch in self._split_metrics_data(data):
+        for batch in split(data, self._max_export_batch_size or MAX_BATCH):
             yield encode_metrics(batch)
 
     def send(self, batches: Sequence[ExportMetricsServiceRequest]) -> MetricExportResult:
