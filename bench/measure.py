@@ -163,6 +163,16 @@ async def load(series: int, cycles: int) -> Result:
         await served.cycle()
         landing = await served.cycle()
         await served.exported()
+        exports_after_landing = receiver.exports - before
+        # CPU of a poll with OTLP on, its export included, nothing else running in this process.
+        cpu: list[float] = []
+        for _ in range(cycles):
+            started = time.process_time()
+            await served.cycle()
+            await served.exported()
+            cpu.append(time.process_time() - started)
+        _, crowd, crowd_lag = await _during_cycle(served, scrapers=20)
+        await served.exported()
         return {
             "series": bridge.current().series,
             "poll_otlp_off_s": round(max(off), 3),
@@ -178,7 +188,10 @@ async def load(series: int, cycles: int) -> Result:
             "loop_lag_poll_otlp_on_ms": ms(lag_on),
             "loop_lag_export_ms": ms(lag_export),
             "poll_landing_in_export_s": round(landing, 3),
-            "exports_after_landing": receiver.exports - before,
+            "exports_after_landing": exports_after_landing,
+            "cpu_per_poll_otlp_on_s": round(max(cpu), 3),
+            "concurrent_scrapes_during_poll_otlp_on": {"scrapers": 20, **latency(crowd)},
+            "loop_lag_concurrent_ms": ms(crowd_lag),
             "peak_rss_mb": peak_rss_mb(),
         }
 

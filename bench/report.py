@@ -56,11 +56,13 @@ def _load_rows(results: Results) -> list[str]:
         "| series | poll, OTLP off / on | background export | exports / OTLP polls | MB per export "
         "| scrape p50 / p99 in poll, OTLP off | in poll, OTLP on | during the export "
         "| loop lag in poll, OTLP off / on / during the export "
-        "| poll landing in an export (exports after) | peak RSS |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| poll landing in an export (exports after) | CPU per poll, OTLP on, export included "
+        "| 20 scrapers in a poll: p99 / failures / loop lag | peak RSS |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, _, r in results:
         if name == "load":
+            crowd = r["concurrent_scrapes_during_poll_otlp_on"]
             lines.append(
                 f"| {r['series']:,} | {r['poll_otlp_off_s']} / {r['poll_otlp_on_s']} s "
                 f"| {r['export_s']} s | {r['otlp_exports']} / {r['otlp_polls']} "
@@ -70,6 +72,8 @@ def _load_rows(results: Results) -> list[str]:
                 f"| {r['loop_lag_poll_otlp_off_ms']} / {r['loop_lag_poll_otlp_on_ms']} "
                 f"/ {r['loop_lag_export_ms']} ms "
                 f"| {r['poll_landing_in_export_s']} s ({r['exports_after_landing']}) "
+                f"| {r['cpu_per_poll_otlp_on_s']} s "
+                f"| {crowd['p99_ms']} ms / {crowd['failures']} / {r['loop_lag_concurrent_ms']} ms "
                 f"| {r['peak_rss_mb']} MB |"
             )
     return lines

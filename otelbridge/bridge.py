@@ -14,6 +14,7 @@ import logging
 import random
 import time
 from collections import Counter
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from opentelemetry.sdk.metrics import MeterProvider
@@ -38,9 +39,15 @@ from otelbridge.zones import Zones
 log = logging.getLogger(__name__)
 
 
-def _counted(state: AccountState) -> datetime:
-    """The account's watermark: the oldest of its datasets' (all of them are counted up to it)."""
-    return min(ledger.counted for ledger in state.ledgers.values())
+def _counted(state: AccountState, default: datetime) -> datetime:
+    """The account's watermark: the oldest of its datasets' (all of them are counted up to it);
+    `default` when it has none (only its zones are polled)."""
+    return min((ledger.counted for ledger in state.ledgers.values()), default=default)
+
+
+def _oldest(moments: Iterable[datetime]) -> str | None:
+    oldest = min(moments, default=None)
+    return oldest.isoformat() if oldest is not None else None
 
 
 def _datasets_status(state: AccountState) -> dict[str, dict[str, object]]:
@@ -107,6 +114,7 @@ class Bridge:
         self._otlp_outcomes = otlp.ExportOutcomes(otlp.target(config) or "")
         self.page = MetricsPage(limits, keep_data=self.otlp_exporter is not None)
         readers: list[MetricReader] = [self.page.reader, *extra_readers]
+        self._survivors = gcpause.Survivors()
         self._otlp_task: asyncio.Task[None] | None = None
         self._otlp_pending = False
         # Kept in the state directory: OTLP series (instance label) continue across restarts.
@@ -250,11 +258,11 @@ class Bridge:
             if i and spread:
                 await self._sleep(self._jitter.uniform(0, spread))
             now = self.clock.now()
-            if self._poller.due(state, now):
-                counted_before = _counted(state)
+            if self.datasets and self._poller.due(state, now):
+                counted_before = _counted(state, now)
                 behind |= await self._poller.poll(state, now)
                 polled += 1
-                minutes += (_counted(state) - counted_before) // MINUTE
+                minutes += (_counted(state, now) - counted_before) // MINUTE
                 self.history.polled(state.account, now, state.poll_seconds, state.up)
                 settled = state.settled_now.get(self._charted) if self._charted else None
                 if settled is not None:  # summed off the loop: 10^5 rows take a while
@@ -262,8 +270,10 @@ class Bridge:
                     if point is not None:
                         self.history.add(state.account, point)
                         requests += point.requests
-        for account in list(self.accounts):
+        for account, state in list(self.accounts.items()):
             behind |= await self._poll_zones(account)
+            if not self.datasets:  # only its zones are polled: up while listing them works
+                state.up = self._zones.listed(account)
         if self.store is not None:  # never raises: a failed save is logged, counted and retried
             await asyncio.to_thread(
                 self.store.persist,
@@ -271,7 +281,8 @@ class Bridge:
                 {z: s.ledgers for z, s in self.zones.items()},
             )
         self.publish()
-        lag = max(((self.clock.now() - _counted(s)) for s in self.accounts.values()), default=None)
+        now = self.clock.now()
+        lag = max((now - _counted(s, now) for s in self.accounts.values() if s.ledgers), default=None)
         log.info(
             "poll: %d/%d accounts polled, %d up, %d minutes counted, %d Worker requests settled, "
             "%d API calls, %.2fs, watermark lag %s",
@@ -291,12 +302,18 @@ class Bridge:
         """Render the /metrics page (awaited), then export OTLP in the background: a slow or absent
         Collector must not hold up polling. Exports never overlap; a poll that lands during one
         makes exactly one more follow it, so the newest data is always sent."""
-        await asyncio.to_thread(self.page.render)
+        await asyncio.to_thread(self._render)
         if self.otlp_exporter is None:
             return
         self._otlp_pending = True
         if self._otlp_task is None or self._otlp_task.done():
             self._otlp_task = asyncio.create_task(self._export_while_pending())
+
+    def _render(self) -> None:
+        # Frozen before the collector resumes: what the render left alive is not walked again.
+        with gcpause.paused():
+            self.page.render()
+            self._survivors.keep()
 
     async def otlp_idle(self) -> None:
         """Wait until no OTLP export runs in the background (for orderly shutdown, tests, bench)."""
@@ -385,8 +402,8 @@ class Bridge:
             "accounts": {
                 tag: {
                     "up": s.up,
-                    "settled": min(ledger.settled for ledger in s.ledgers.values()).isoformat(),
-                    "counted": min(ledger.counted for ledger in s.ledgers.values()).isoformat(),
+                    "settled": _oldest(ledger.settled for ledger in s.ledgers.values()),
+                    "counted": _oldest(ledger.counted for ledger in s.ledgers.values()),
                     "series": sum(len(ledger.totals) for ledger in s.ledgers.values()),
                     "failures": s.failures,
                     "last_error": s.last_error or None,
@@ -428,6 +445,7 @@ class Bridge:
 
     async def close(self) -> None:
         await self.otlp_idle()
+        self._survivors.release()
         if self._client is not None:
             await self._client.__aexit__(None, None, None)
             self._client = None

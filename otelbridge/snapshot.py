@@ -309,7 +309,11 @@ def build(
             put("otelbridge.poll.duration", h.poll_seconds, attrs)
         owned = by_account.get(account, [])
         # the account's watermark, gaps and corrections include its zones'
-        account_ledgers = [*by_dataset.values(), *(ledger for z in owned for ledger in z.ledgers.values())]
+        # (a dataset a zone's plan lacks is never polled: its ledger stands still and is left out)
+        account_ledgers = [
+            *by_dataset.values(),
+            *(ledger for z in owned for name, ledger in z.ledgers.items() if name not in z.skipped),
+        ]
         if owned:
             put("otelbridge.zones", len(owned), attrs)
             put("otelbridge.zones.up", sum(z.health.up for z in owned), attrs)

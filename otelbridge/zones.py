@@ -109,6 +109,11 @@ class Zones:
                 behind |= await poller.poll_zones(group, now)
         return behind
 
+    def listed(self, account: str) -> bool:
+        """The account's last zone listing succeeded."""
+        listed = self.listing.get(account)
+        return listed is not None and not listed[1]
+
     def scopes(self) -> dict[str, snapshot.ZoneScope]:
         """What the snapshot exports of each zone."""
         return {

@@ -85,7 +85,7 @@ def _document(dataset: Dataset, shape: Shape, bucket: str, quantiles: tuple[str,
         f"orderBy: [{order}]) {{ dimensions {{ {bucket} {' '.join(keys)} }}{values} }}\n"
         "  } }\n}\n"
     )
-    return parse(text)
+    return parse(text, no_location=True)
 
 
 class BucketClient(CloudflareClient):

@@ -126,7 +126,7 @@ def _document(shapes: Shapes, quantiles: tuple[str, ...]) -> DocumentNode:
         f"query Datasets($account: string!, {', '.join(variables)}) {{\n"
         f"  viewer {{\n    accounts(filter: {{accountTag: $account}}) {{\n      {body}\n    }}\n  }}\n}}\n"
     )
-    return parse(text)
+    return parse(text, no_location=True)
 
 
 def _shapes(requests: tuple[AliasRequest, ...]) -> Shapes:
@@ -194,7 +194,7 @@ def _zone_document(fields: tuple[Shapes, ...], quantiles: tuple[str, ...]) -> Do
             f"    z{i}: zones(filter: {{zoneTag_in: $z{i}}}) {{\n      zoneTag\n      {body}\n    }}"
         )
     text = f"query Zones({', '.join(variables)}) {{\n  viewer {{\n" + "\n".join(bodies) + "\n  }\n}\n"
-    return parse(text)
+    return parse(text, no_location=True)
 
 
 def zone_request(
@@ -220,7 +220,8 @@ def settings_query(nodes: tuple[str, ...]) -> DocumentNode:
     """The `settings` of these GraphQL nodes (each dataset's limits for the account)."""
     return parse(
         "query Settings($account: string!) {\n  viewer { accounts(filter: {accountTag: $account}) "
-        f"{{ settings {{ {_settings_fields(nodes)} }} }} }}\n}}\n"
+        f"{{ settings {{ {_settings_fields(nodes)} }} }} }}\n}}\n",
+        no_location=True,
     )
 
 
@@ -229,5 +230,6 @@ def zone_settings_query(nodes: tuple[str, ...]) -> DocumentNode:
     """The `settings` of these GraphQL nodes for the zones in `$zones` (what each zone's plan offers)."""
     return parse(
         "query ZoneSettings($zones: [string!]) {\n  viewer { zones(filter: {zoneTag_in: $zones}) "
-        f"{{ zoneTag settings {{ {_settings_fields(nodes)} }} }} }}\n}}\n"
+        f"{{ zoneTag settings {{ {_settings_fields(nodes)} }} }} }}\n}}\n",
+        no_location=True,
     )

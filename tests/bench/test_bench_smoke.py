@@ -54,7 +54,9 @@ async def test_every_otlp_poll_exports_once_in_the_background_and_memory_is_repo
     assert result["exports_after_landing"] == 2
     for key in ("scrapes_during_poll_otlp_off", "scrapes_during_poll_otlp_on", "scrapes_during_export"):
         assert result[key]["n"] > 0 and result[key]["failures"] == 0
-    assert result["peak_rss_mb"] > 0
+    assert result["peak_rss_mb"] > 0 and result["cpu_per_poll_otlp_on_s"] > 0
+    crowd = result["concurrent_scrapes_during_poll_otlp_on"]
+    assert crowd["scrapers"] == 20 and crowd["n"] >= 20 and crowd["failures"] == 0
     text = report.markdown({**run_info(), "load_avg_end": [0.0]}, [("load", {}, result)])
     assert f"| {result['series']:,} |" in text
 

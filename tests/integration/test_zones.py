@@ -15,7 +15,7 @@ import pytest
 
 from otelbridge import statuspage
 from otelbridge.bridge import Bridge
-from otelbridge.catalogue import DatasetChoice
+from otelbridge.catalogue import DatasetChoice, load
 from otelbridge.clock import ManualClock
 from otelbridge.config import Config, ZoneFilter
 from otelbridge.docs import prometheus_name
@@ -335,3 +335,24 @@ async def test_the_lean_defaults_and_an_added_dimension_are_exact(
     }
     assert "cloudflare_zone_edge_request_bytes_total" not in labels  # off in the lean profile
     assert len({dict(k)["geo_country_iso_code"] for n, k in got if n == "cloudflare_zone_visits_total"}) > 3
+
+
+async def test_zones_alone_with_every_account_dataset_off_are_polled_and_exact(
+    sim: Simulator, clock: ManualClock, make_config: Callable[..., Config], make_bridge: Callable[..., Bridge]
+) -> None:
+    """A zones-only setup (a site on Cloudflare without Workers) runs and counts exactly."""
+    off = tuple((d.dataset, DatasetChoice(enabled=False)) for d in load().datasets if d.scope == "account")
+    bridge = make_bridge(make_config(datasets=off))
+    await bridge.start()
+    assert bridge.datasets == () and len(bridge.zone_datasets) == 5
+    start = floor_minute(clock.now() - bridge.config.lookback)
+    await bridge.poll_once()
+    await run_for(bridge, clock, 15)
+
+    world = world_zones(sim.traffic)
+    assert set(bridge.zones) == set(world)
+    want = expected_zone_counters(sim.traffic, bridge, dict.fromkeys(world, start), ends(bridge), clock.now())
+    assert want and zone_counters(bridge) == want
+    assert bridge.status()["ok"] is True
+    lag = self_metric(bridge, "otelbridge_watermark_lag_seconds")
+    assert len(lag) == 3 and all(0 < v < 600 for v in lag.values())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import weakref
 
 from otelbridge import gcpause
 
@@ -28,3 +29,29 @@ def test_a_disabled_collector_stays_disabled() -> None:
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+class _Cycle:
+    def __init__(self) -> None:
+        self.me = self
+
+
+def test_survivors_are_frozen_and_a_frozen_cycle_is_collected_once_they_grow_by_a_quarter() -> None:
+    survivors = gcpause.Survivors()
+    try:
+        cycle = _Cycle()
+        gone = weakref.ref(cycle)
+        survivors.keep()  # the first render: what is alive becomes the baseline
+        assert survivors.baseline == gc.get_freeze_count() > 0
+        del cycle
+        gc.collect()
+        assert gone() is not None, "a frozen cycle is out of the collector's reach"
+        assert survivors.keep() == 0 and gone() is not None, "no growth, no full pass"
+
+        grown = [[] for _ in range(int(survivors.baseline * 0.3) + 10)]  # long-lived newcomers
+        assert survivors.keep() > 0
+        assert gone() is None and survivors.full_passes == 1
+        assert survivors.baseline >= len(grown)
+    finally:
+        survivors.release()
+    assert gc.get_freeze_count() == 0
