@@ -55,17 +55,21 @@ async def _one_body(url: str) -> str:
 
 
 async def _during_cycle(served: world.Served, scrapers: int = 1) -> tuple[float, Scrapes, float]:
-    """Scrape back to back while one poll cycle (fetch, snapshot, render) runs."""
+    """Scrape back to back while one poll cycle (fetch, snapshot, render) runs. Several scrapers
+    scrape from a process of their own."""
+    if scrapers > 1:
+        async with world.crowd(served.url, scrapers) as out:
+            probe = LagProbe().start()
+            cycle = await served.cycle()
+            await asyncio.sleep(0.5)  # scrapes right after the page swap, too
+        return cycle, out, await probe.stop()
     done = asyncio.Event()
-    tasks = [asyncio.create_task(scrape_loop(served.url, until=done)) for _ in range(scrapers)]
+    task = asyncio.create_task(scrape_loop(served.url, until=done))
     probe = LagProbe().start()
     cycle = await served.cycle()
-    await asyncio.sleep(0.5)  # scrapes right after the page swap, too
+    await asyncio.sleep(0.5)
     done.set()
-    out = Scrapes()
-    for result in await asyncio.gather(*tasks):
-        out.add(result)
-    return cycle, out, await probe.stop()
+    return cycle, await task, await probe.stop()
 
 
 async def scrapes(series: int, n: int, baseline_n: int, concurrent: int) -> Result:

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import sys
 import time
 from collections import Counter
 from collections.abc import Iterable
@@ -37,6 +38,8 @@ from otelbridge.windows import MINUTE, floor_minute
 from otelbridge.zones import Zones
 
 log = logging.getLogger(__name__)
+
+SWITCH_INTERVAL = 0.001  # seconds
 
 
 def _counted(state: AccountState, default: datetime) -> datetime:
@@ -77,6 +80,11 @@ class Bridge:
     ) -> None:
         self.config = config
         self.clock = clock or SystemClock()
+        # Renders and OTLP encodings run on worker threads for seconds at 10^5 series; scrapes are
+        # served on the event loop. A thread waiting for the GIL gets it after this interval (5 ms
+        # by default): at 1 ms, with 20 scrapers and a render running, scrape p99 fell from 154 to
+        # 63 ms for about the same CPU.
+        sys.setswitchinterval(SWITCH_INTERVAL)
         self.catalogue = config.catalogue(catalogue)  # profile and per-metric choices applied
         self.quantiles = config.quantile_set
         # Account-scope datasets are polled per account, zone-scope ones per group of 10 zones.
@@ -280,7 +288,9 @@ class Bridge:
                 {a: s.ledgers for a, s in self.accounts.items()},
                 {z: s.ledgers for z, s in self.zones.items()},
             )
-        self.publish()
+        # Off the loop: at 10^5 series, building the snapshot takes tens of milliseconds. Nothing
+        # changes the ledgers meanwhile (polls run one after another).
+        await asyncio.to_thread(self.publish)
         now = self.clock.now()
         lag = max((now - _counted(s, now) for s in self.accounts.values() if s.ledgers), default=None)
         log.info(

@@ -48,29 +48,25 @@ class Survivors:
     passes walk only what was made since, and reference counting still frees frozen objects.
 
     A steady poll makes no cyclic garbage (see cloudflare.client._PrintedOnce), but a failure's
-    traceback can, and a cycle that is garbage when frozen stays until unfrozen. So the collector's
-    own rule is applied to the frozen objects: when they have grown by a quarter since the last full
-    pass, everything is unfrozen and collected once.
+    traceback can, and a cycle that is garbage when frozen stays until unfrozen. So every
+    `full_pass_every` renders everything is unfrozen and collected once. (Counting the frozen
+    objects to decide would itself walk all of them.)
     """
 
-    def __init__(self, growth: float = 0.25) -> None:
-        self.growth = growth
-        self.baseline: int | None = None  # frozen objects after the last full pass
+    def __init__(self, full_pass_every: int = 360) -> None:  # 6 hours of 60 s polls
+        self.full_pass_every = full_pass_every
+        self.renders = 0
         self.full_passes = 0
 
     def keep(self) -> int:
         """Call after a render, with the collector held off. Returns what a full pass collected."""
-        gc.freeze()
-        frozen = gc.get_freeze_count()
-        if self.baseline is not None and frozen <= self.baseline * (1 + self.growth):
-            return 0
+        self.renders += 1
         found = 0
-        if self.baseline is not None:
+        if self.renders % self.full_pass_every == 0:
             gc.unfreeze()
             found = gc.collect()
-            gc.freeze()
             self.full_passes += 1
-        self.baseline = gc.get_freeze_count()
+        gc.freeze()
         return found
 
     @staticmethod

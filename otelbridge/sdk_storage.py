@@ -12,9 +12,13 @@ module wraps each reader storage's collect() to drop those just before the stora
 (inside the SDK's collection lock, after the callbacks ran). A series that comes back gets a new
 aggregation with a new start time, which is what a counter reset is in OTLP.
 
+While it is there, it also rebuilds the keys of new aggregations from shared pieces (_SharedPairs):
+they are most of the SDK's memory per series.
+
 It relies on SDK internals, checked by tests/unit/test_sdk_storage.py: MeterProvider.
 _measurement_consumer._reader_storages, MetricReaderStorage._instrument_view_instrument_matches,
-_ViewInstrumentMatch._attributes_aggregation / _lock, and the aggregations' `_value`, which is None
+_ViewInstrumentMatch._attributes_aggregation / _lock, its keys ("mapping", ((name, hashed value),
+...)), and the aggregations' `_value`, which is None
 until an observation arrives and is reset by every collection. If they change, pruning turns
 itself off with an error in the log (series then accumulate as without it); nothing else breaks.
 """
@@ -79,13 +83,14 @@ def stored_series(provider: MeterProvider) -> int:
 
 def _pruning(storage: Any, collect: Callable[[], MetricsData | None]) -> Callable[[], MetricsData | None]:
     enabled = True
+    pairs = _SharedPairs()
 
     def pruning_collect() -> MetricsData | None:
         nonlocal enabled
         if enabled:
             try:
-                _prune(storage)
-            except (AttributeError, TypeError) as exc:
+                _prune(storage, pairs)
+            except (AttributeError, TypeError, ValueError) as exc:
                 enabled = False
                 log.error("cannot release unobserved series from the SDK storage (%s); pruning is off", exc)
         return collect()
@@ -93,7 +98,47 @@ def _pruning(storage: Any, collect: Callable[[], MetricsData | None]) -> Callabl
     return pruning_collect
 
 
-def _prune(storage: Any) -> None:
+class _SharedPairs:
+    """One instance of each (attribute, value) pair in the SDK's keys of its aggregations.
+
+    The SDK keys each series by its attributes hashed into nested tuples, ("mapping", ((name,
+    ("str", value)), ...)): two tuples per attribute, ~0.6 kB per series, most of the SDK's memory
+    per series. The pairs repeat across series (an account's tag, a script's name, a status), so a
+    stored key is rebuilt from shared pairs (an equal key: lookups are unchanged). Pairs of series
+    that are gone are dropped when the table is rebuilt from the stored keys, once they could be
+    half of it.
+    """
+
+    def __init__(self) -> None:
+        self.table: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+        self.released = 0  # keys deleted since the table was built
+
+    def share(self, held: dict[Any, Any]) -> None:
+        """Rebuild the keys added since the last call (they are the last ones in `held`)."""
+        table = self.table
+        fresh = []
+        for key in reversed(held):
+            kind, pairs = key
+            if kind != "mapping" or not isinstance(pairs, tuple):  # pruning turns off
+                raise TypeError(f"aggregation key {type(key).__name__} of another shape")
+            if not pairs:
+                continue  # no attributes: nothing to share
+            if table.get(pairs[0]) is pairs[0]:
+                break  # shared already, as is every key before it
+            fresh.append(key)
+        for key in reversed(fresh):  # in insertion order, so series keep their order
+            kind, pairs = key
+            held[(kind, tuple([table.setdefault(p, p) for p in pairs]))] = held.pop(key)
+
+    def rebuild_if_stale(self, storage_keys: list[Any], live: int) -> None:
+        if self.released <= live:
+            return
+        self.table = {p: p for key in storage_keys for p in key[1]}
+        self.released = 0
+
+
+def _prune(storage: Any, pairs: _SharedPairs) -> None:
+    keys: list[Any] = []
     for instrument, matches in list(storage._instrument_view_instrument_matches.items()):
         if not isinstance(instrument, _Asynchronous):
             continue
@@ -105,3 +150,7 @@ def _prune(storage: Any) -> None:
                 gone = [key for key, aggregation in held.items() if aggregation._value is None]
                 for key in gone:
                     del held[key]
+                pairs.released += len(gone)
+                pairs.share(held)
+                keys += held
+    pairs.rebuild_if_stale(keys, len(keys))

@@ -1,6 +1,7 @@
 """Contracts with the private parts of the OpenTelemetry exporters that otelbridge builds on.
 
-exposition.py overrides PrometheusMetricReader._receive_metrics, docs.py names metrics with the
+exposition.py overrides PrometheusMetricReader._receive_metrics and feeds its _CustomCollector one
+metric at a time, docs.py names metrics with the
 Prometheus exporter's _mapping, and otlp_http/otlp_grpc split the OTLP exporters' export into
 encode and send. pyproject pins the versions these were written against; these tests fail loudly
 when an upgrade moves any of it, before a silent change reaches /metrics or the Collector.
@@ -27,6 +28,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportM
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader, MetricExportResult, MetricsData
 from opentelemetry.sdk.resources import Resource
+from prometheus_client import CollectorRegistry, generate_latest
 
 from otelbridge import telemetry
 from otelbridge.catalogue import load
@@ -200,3 +202,36 @@ def test_batches_are_encoded_one_at_a_time(exporter: type[Any], monkeypatch: pyt
     assert len(encoded) == 1 and data_points(first) == BATCH
     assert sum(data_points(b) for b in batches) == 2 * SERIES - BATCH
     assert len(encoded) == -(-2 * SERIES // BATCH)
+
+
+def test_the_page_rendered_metric_by_metric_is_the_stock_render_byte_for_byte() -> None:
+    catalogue = load()
+    workers = next(d for d in catalogue.datasets if d.dataset == "workersInvocationsAdaptive")
+    names = [c.name for _, c in workers.exported_counters] + [g.name for g in workers.quantile_gauges]
+    points = {
+        name: tuple(
+            Observation(i * 1.5 + n, {"cloud.account.id": "a", "script": f"s{n}", "status": "ok"})
+            for n in range(3)
+        )
+        for i, name in enumerate(names)
+    }
+    points.update({m.name: (Observation(2, {}),) for m in catalogue.self_metrics if not m.attributes})
+    page = MetricsPage(telemetry.cardinality_limits(10))
+    registry = CollectorRegistry(auto_describe=False)
+    stock = PrometheusMetricReader(registry=registry, scope_info_enabled=False)
+    snapshot = Snapshot(points=points)
+    provider = telemetry.meter_provider(
+        [page.reader, stock], catalogue, lambda: snapshot, telemetry.resource("c")
+    )
+    try:
+        ours = page.render().body
+        theirs = generate_latest(registry)
+        page.reader.collect()
+        data = page.reader.collected
+        assert data is not None
+        pieces = list(page.reader.text(data))
+    finally:
+        provider.shutdown()
+    assert ours == theirs and b"target_info{" in ours and ours.count(b"# TYPE target_info") == 1
+    metrics = sum(len(sm.metrics) for rm in data.resource_metrics for sm in rm.scope_metrics)
+    assert len(pieces) == metrics == len(points), "one metric's families at a time"

@@ -36,22 +36,20 @@ class _Cycle:
         self.me = self
 
 
-def test_survivors_are_frozen_and_a_frozen_cycle_is_collected_once_they_grow_by_a_quarter() -> None:
-    survivors = gcpause.Survivors()
+def test_survivors_are_frozen_and_a_frozen_cycle_is_collected_at_the_periodic_full_pass() -> None:
+    survivors = gcpause.Survivors(full_pass_every=3)
     try:
         cycle = _Cycle()
         gone = weakref.ref(cycle)
-        survivors.keep()  # the first render: what is alive becomes the baseline
-        assert survivors.baseline == gc.get_freeze_count() > 0
+        assert survivors.keep() == 0  # render 1
+        assert gc.get_freeze_count() > 0
         del cycle
         gc.collect()
         assert gone() is not None, "a frozen cycle is out of the collector's reach"
-        assert survivors.keep() == 0 and gone() is not None, "no growth, no full pass"
-
-        grown = [[] for _ in range(int(survivors.baseline * 0.3) + 10)]  # long-lived newcomers
-        assert survivors.keep() > 0
+        assert survivors.keep() == 0 and gone() is not None  # render 2: not yet
+        assert survivors.keep() > 0  # render 3: the full pass
         assert gone() is None and survivors.full_passes == 1
-        assert survivors.baseline >= len(grown)
+        assert gc.get_freeze_count() > 0, "frozen again after the pass"
     finally:
         survivors.release()
     assert gc.get_freeze_count() == 0
