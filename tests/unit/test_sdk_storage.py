@@ -114,3 +114,56 @@ def test_an_sdk_of_another_shape_turns_pruning_off_with_an_error(caplog: pytest.
     points = world.collect()  # the collection goes on, without pruning
     assert "b" in points["c"]
     assert "pruning is off" in caplog.text
+
+
+def test_stored_keys_share_their_attribute_pairs_and_series_are_still_found() -> None:
+    scripts = ["a", "b", "c"]
+    value = [1]
+
+    def observe(options: CallbackOptions) -> Iterable[Observation]:
+        return [Observation(value[0], {"account": "acc", "script": s}) for s in scripts]
+
+    reader = InMemoryMetricReader(cardinality_limits=telemetry.cardinality_limits(LIVE))
+    provider = MeterProvider(metric_readers=[reader])
+    provider.get_meter("test").create_observable_counter("c", [observe])
+    assert sdk_storage.forget_unobserved(provider)
+    reader.get_metrics_data()
+    reader.get_metrics_data()  # the keys of the first collection are rebuilt before the second
+    storage = next(iter(provider._measurement_consumer._reader_storages.values()))
+    (match,) = next(iter(storage._instrument_view_instrument_matches.values()))
+    keys = list(match._attributes_aggregation)
+    assert len(keys) == 3
+    accounts = [next(p for p in pairs if p[0] == "account") for _, pairs in keys]
+    assert accounts[0] is accounts[1] is accounts[2], "one instance of the shared pair"
+
+    value[0] = 5
+    scripts.append("d")  # a new series joins: its key is rebuilt too, the others stay found
+    data = reader.get_metrics_data()
+    assert data is not None
+    points = {
+        p.attributes["script"]: p.value
+        for rm in data.resource_metrics
+        for sm in rm.scope_metrics
+        for m in sm.metrics
+        for p in m.data.data_points
+    }
+    assert points == {"a": 5, "b": 5, "c": 5, "d": 5}
+    assert len(match._attributes_aggregation) == 4, "no series stored twice"
+    assert [dict(pairs)["script"] for _, pairs in match._attributes_aggregation] == [
+        ("str", s) for s in "abcd"
+    ], "in the order series arrived"
+
+
+def test_the_shared_pairs_are_rebuilt_from_the_live_keys_once_churn_could_be_half_of_them() -> None:
+    shared = sdk_storage._SharedPairs()
+    live = {("mapping", (("script", ("str", f"s{i}")),)): i for i in range(4)}
+    shared.share(live)
+    gone = ("mapping", (("script", ("str", "gone")),))
+    shared.share({**live, gone: 9})
+    assert gone[1][0] in shared.table
+    shared.released = 4  # four keys deleted since: not more than the four live ones
+    shared.rebuild_if_stale(list(live), len(live))
+    assert gone[1][0] in shared.table
+    shared.released = 5
+    shared.rebuild_if_stale(list(live), len(live))
+    assert gone[1][0] not in shared.table and len(shared.table) == 4 and shared.released == 0
