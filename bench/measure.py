@@ -55,21 +55,20 @@ async def _one_body(url: str) -> str:
 
 
 async def _during_cycle(served: world.Served, scrapers: int = 1) -> tuple[float, Scrapes, float]:
-    """Scrape back to back while one poll cycle (fetch, snapshot, render) runs. Several scrapers
-    scrape from a process of their own."""
-    if scrapers > 1:
-        async with world.crowd(served.url, scrapers) as out:
-            probe = LagProbe().start()
-            cycle = await served.cycle()
-            await asyncio.sleep(0.5)  # scrapes right after the page swap, too
-        return cycle, out, await probe.stop()
-    done = asyncio.Event()
-    task = asyncio.create_task(scrape_loop(served.url, until=done))
-    probe = LagProbe().start()
-    cycle = await served.cycle()
-    await asyncio.sleep(0.5)
-    done.set()
-    return cycle, await task, await probe.stop()
+    """Scrape back to back while one poll cycle (fetch, snapshot, render) runs, and just after the
+    page swap. Several scrapers scrape from a process of their own."""
+
+    async def cycle() -> float:
+        seconds = await served.cycle()
+        await asyncio.sleep(0.5)  # scrapes right after the page swap, too
+        return seconds
+
+    if scrapers == 1:
+        return await _scraping(served.url, cycle())
+    async with world.crowd(served.url, scrapers) as out:
+        probe = LagProbe().start()
+        seconds = await cycle()
+    return seconds, out, await probe.stop()
 
 
 async def scrapes(series: int, n: int, baseline_n: int, concurrent: int) -> Result:

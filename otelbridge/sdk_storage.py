@@ -26,7 +26,7 @@ itself off with an error in the log (series then accumulate as without it); noth
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from importlib.metadata import version
 from typing import Any
 
@@ -71,14 +71,20 @@ def forget_unobserved(provider: MeterProvider) -> bool:
     return True
 
 
+def _observable_matches(storage: Any) -> Iterator[Any]:
+    """The storage's view-instrument matches of observable instruments (those it prunes)."""
+    for instrument, matches in list(storage._instrument_view_instrument_matches.items()):
+        if isinstance(instrument, _Asynchronous):
+            yield from matches
+
+
 def stored_series(provider: MeterProvider) -> int:
     """Attribute sets the SDK holds for the provider's observable instruments, over every reader."""
-    total = 0
-    for storage in (_storages(provider) or {}).values():
-        for instrument, matches in list(storage._instrument_view_instrument_matches.items()):
-            if isinstance(instrument, _Asynchronous):
-                total += sum(len(m._attributes_aggregation) for m in matches)
-    return total
+    return sum(
+        len(m._attributes_aggregation)
+        for storage in (_storages(provider) or {}).values()
+        for m in _observable_matches(storage)
+    )
 
 
 def _pruning(storage: Any, collect: Callable[[], MetricsData | None]) -> Callable[[], MetricsData | None]:
@@ -130,7 +136,9 @@ class _SharedPairs:
             kind, pairs = key
             held[(kind, tuple([table.setdefault(p, p) for p in pairs]))] = held.pop(key)
 
-    def rebuild_if_stale(self, storage_keys: list[Any], live: int) -> None:
+    def rebuild_if_stale(self, storage_keys: Iterable[Any], live: int) -> None:
+        """Build the table again from `storage_keys` (read only then) once the keys released since
+        it was built outnumber the `live` ones."""
         if self.released <= live:
             return
         self.table = {p: p for key in storage_keys for p in key[1]}
@@ -138,19 +146,19 @@ class _SharedPairs:
 
 
 def _prune(storage: Any, pairs: _SharedPairs) -> None:
-    keys: list[Any] = []
-    for instrument, matches in list(storage._instrument_view_instrument_matches.items()):
-        if not isinstance(instrument, _Asynchronous):
-            continue
-        for match in matches:
-            with match._lock:
-                held = match._attributes_aggregation
-                # `_value` is None until an observation of this collection arrives (AttributeError
-                # if an SDK names it otherwise: pruning then turns off).
-                gone = [key for key, aggregation in held.items() if aggregation._value is None]
-                for key in gone:
-                    del held[key]
-                pairs.released += len(gone)
-                pairs.share(held)
-                keys += held
-    pairs.rebuild_if_stale(keys, len(keys))
+    live = 0
+    for match in _observable_matches(storage):
+        with match._lock:
+            held = match._attributes_aggregation
+            # `_value` is None until an observation of this collection arrives (AttributeError
+            # if an SDK names it otherwise: pruning then turns off).
+            gone = [key for key, aggregation in held.items() if aggregation._value is None]
+            for key in gone:
+                del held[key]
+            pairs.released += len(gone)
+            pairs.share(held)
+            live += len(held)
+    # Under the SDK's collection lock, as the rest: no measurement arrives meanwhile.
+    pairs.rebuild_if_stale(
+        (key for match in _observable_matches(storage) for key in match._attributes_aggregation), live
+    )
